@@ -1,0 +1,94 @@
+"""How a process learns it should stop: signals, a deadline, or its supervisor going away.
+
+Every process of a run stops the same way (SPEC §7): SIGINT, SIGTERM (and
+CTRL_BREAK_EVENT on Windows) and the end of the duration all set one
+:class:`Stop`; the process then winds down in ordered steps. A second signal sets
+``force``, for a person who does not want to wait.
+
+A process started by the runner also watches its stdin, a pipe from the runner:
+the runner closes it to ask for a graceful stop, and the operating system closes
+it when the runner dies, however it dies. That works the same on every platform
+and is why no child can outlive its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+__all__ = ["SUPERVISED_ENV", "Stop"]
+
+#: Set to ``"1"`` by the runner in its children's environment.
+SUPERVISED_ENV = "PINGPONG_SUPERVISED"
+
+_SIGNALS = [signal.SIGINT, signal.SIGTERM]
+if sys.platform == "win32":  # pragma: no cover - Windows only
+    _SIGNALS.append(signal.SIGBREAK)
+
+
+class Stop:
+    """The stop request of one process: ``requested`` first, then perhaps ``force``."""
+
+    def __init__(self) -> None:
+        self.requested = asyncio.Event()
+        self.force = asyncio.Event()
+        self.reason = ""
+        self._restore: list[Callable[[], object]] = []
+
+    def request(self, reason: str) -> None:
+        if self.requested.is_set():
+            if reason.startswith("signal"):
+                self.force.set()
+            return
+        self.reason = reason
+        self.requested.set()
+
+    def install(self, duration: float | None = None) -> None:
+        """Listen for signals, the deadline and, when supervised, stdin closing."""
+        loop = asyncio.get_running_loop()
+        for signum in _SIGNALS:
+            self._install_signal(loop, signum)
+        if duration is not None:
+            timer = loop.call_later(duration, self.request, "duration reached")
+            self._restore.append(timer.cancel)
+        if os.environ.get(SUPERVISED_ENV) == "1":
+            self._watch_stdin(loop)
+
+    def uninstall(self) -> None:
+        while self._restore:
+            self._restore.pop()()
+
+    def _install_signal(self, loop: asyncio.AbstractEventLoop, signum: signal.Signals) -> None:
+        reason = f"signal {signum.name}"
+        try:
+            loop.add_signal_handler(signum, self.request, reason)
+            self._restore.append(functools.partial(loop.remove_signal_handler, signum))
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            if threading.current_thread() is not threading.main_thread():
+                return
+
+            def handler(_signum: int, _frame: FrameType | None) -> None:
+                loop.call_soon_threadsafe(self.request, reason)
+
+            previous = signal.signal(signum, handler)
+            self._restore.append(functools.partial(signal.signal, signum, previous))
+
+    def _watch_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
+        def watch() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            # RuntimeError: the loop closed meanwhile, so we are exiting anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self.request, "supervisor closed stdin")
+
+        threading.Thread(target=watch, name="stdin-watch", daemon=True).start()

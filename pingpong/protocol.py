@@ -1,0 +1,174 @@
+"""The wire protocol: messages, their exact bytes, and line framing — no I/O.
+
+Every message is one ASCII line ended by a single ``\\n`` (SPEC §2)::
+
+    client -> server   [R] PING             R: the client's request number
+    server -> client   [S/R] PONG (C)       S: response number, C: client number
+    server -> client   [S] keepalive
+
+Rules this module enforces, in both directions:
+
+* Numbers are decimal, unsigned, with no leading zeros (``0`` itself is fine).
+  ``[01] PING`` and ``[+1] PING`` are malformed, not equal to ``[1] PING``.
+* We are strict in what we send (``encode`` writes exactly the forms above) and
+  tolerant in what we accept: one trailing ``\\r`` before the ``\\n`` is dropped.
+* Anything else — other words, extra spaces, non-ASCII bytes, an empty line — is a
+  :class:`ProtocolError`, the only exception the parsers raise, whatever the input.
+* A line longer than :data:`MAX_LINE` bytes (terminator excluded) can never be valid;
+  :class:`LineSplitter` refuses it with :class:`LineTooLong` as soon as it is seen,
+  so a peer cannot make us buffer without bound.
+
+The messages are small frozen dataclasses; nothing here reads a clock, draws a
+random number or touches a socket. The server and the client feed bytes in and
+get messages out, and the log format reuses :func:`parse_request` and friends.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "MAX_LINE",
+    "Keepalive",
+    "LineSplitter",
+    "LineTooLong",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Response",
+    "encode",
+    "parse_request",
+    "parse_response",
+]
+
+#: Longest acceptable line in bytes, not counting the ``\n`` (SPEC §6: 1 KiB).
+MAX_LINE = 1024
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of the direction it was read in."""
+
+
+class LineTooLong(ProtocolError):
+    """A line exceeded :data:`MAX_LINE` bytes; the connection should be closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """``[R] PING``: request number ``request`` of one client."""
+
+    request: int
+
+    def __str__(self) -> str:
+        return f"[{self.request}] PING"
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """``[S/R] PONG (C)``: response ``response`` answers request ``request`` of ``client``."""
+
+    response: int
+    request: int
+    client: int
+
+    def __str__(self) -> str:
+        return f"[{self.response}/{self.request}] PONG ({self.client})"
+
+
+@dataclass(frozen=True, slots=True)
+class Keepalive:
+    """``[S] keepalive``: response ``response``, sent to one connected client."""
+
+    response: int
+
+    def __str__(self) -> str:
+        return f"[{self.response}] keepalive"
+
+
+#: Anything the server sends.
+Response = Pong | Keepalive
+
+_NUMBER = r"(0|[1-9][0-9]*)"
+_PING = re.compile(rf"\[{_NUMBER}\] PING")
+_PONG = re.compile(rf"\[{_NUMBER}/{_NUMBER}\] PONG \({_NUMBER}\)")
+_KEEPALIVE = re.compile(rf"\[{_NUMBER}\] keepalive")
+
+
+def encode(message: Ping | Pong | Keepalive) -> bytes:
+    """The exact bytes of ``message`` on the wire, terminator included."""
+    return f"{message}\n".encode("ascii")
+
+
+def _text(line: bytes | str) -> str:
+    """Validate the common rules (ASCII, length, optional ``\\r``) and return the text."""
+    if isinstance(line, bytes):
+        if len(line) > MAX_LINE + 1:
+            raise ProtocolError(f"line longer than {MAX_LINE} bytes")
+        try:
+            text = line.decode("ascii")
+        except UnicodeDecodeError:
+            raise ProtocolError(f"not ASCII: {line[:40]!r}") from None
+    else:
+        text = line
+        if not text.isascii():
+            raise ProtocolError(f"not ASCII: {text[:40]!r}")
+    if text.endswith("\n"):
+        text = text[:-1]
+    if text.endswith("\r"):
+        text = text[:-1]
+    if not text:
+        raise ProtocolError("empty line")
+    return text
+
+
+def parse_request(line: bytes | str) -> Ping:
+    """Parse one client → server line (with or without its ``\\n``)."""
+    text = _text(line)
+    match = _PING.fullmatch(text)
+    if match is None:
+        raise ProtocolError(f"not a request: {text[:60]!r}")
+    return Ping(int(match[1]))
+
+
+def parse_response(line: bytes | str) -> Response:
+    """Parse one server → client line (with or without its ``\\n``)."""
+    text = _text(line)
+    match = _PONG.fullmatch(text)
+    if match is not None:
+        return Pong(int(match[1]), int(match[2]), int(match[3]))
+    match = _KEEPALIVE.fullmatch(text)
+    if match is not None:
+        return Keepalive(int(match[1]))
+    raise ProtocolError(f"not a response: {text[:60]!r}")
+
+
+class LineSplitter:
+    """Cut a byte stream into lines, holding at most :data:`MAX_LINE` bytes of a partial line.
+
+    ``feed(data)`` returns the complete lines found so far, each without its
+    ``\\n``. A partial line waits for the next ``feed``. When the pending partial
+    line grows past the limit, ``feed`` raises :class:`LineTooLong` and the
+    splitter must not be used again: the stream has no trustworthy framing left.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buffer = self._buffer + data if self._buffer else data
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
+        for line in lines:
+            if len(line) > MAX_LINE + 1:  # + 1: a tolerated trailing "\r"
+                raise LineTooLong(f"line longer than {MAX_LINE} bytes")
+        if len(self._buffer) > MAX_LINE + 1:
+            raise LineTooLong(f"line longer than {MAX_LINE} bytes")
+        return lines
+
+    @property
+    def pending(self) -> bytes:
+        """The bytes of the unfinished last line (lost if the stream ends now)."""
+        return self._buffer

@@ -1,0 +1,118 @@
+"""Load a run folder: its settings from ``run.json`` and every log parsed, line by line.
+
+Shared by the checker and the summary. A line that does not parse is kept as a
+:class:`BadLine` (file, line number, reason) rather than raised, so that one bad
+line costs one finding, not the whole report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .logformat import (
+    ClientRecord,
+    LogFormatError,
+    ServerRecord,
+    parse_client_line,
+    parse_server_line,
+)
+from .settings import RunSettings, SettingsErrors
+
+__all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
+
+R = TypeVar("R")
+
+_CLIENT_LOG = re.compile(r"client([1-9][0-9]*)\.log")
+
+
+def client_log_number(name: str) -> int | None:
+    """``client3.log`` → 3; anything else → ``None``."""
+    match = _CLIENT_LOG.fullmatch(name)
+    return None if match is None else int(match[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Line(Generic[R]):
+    """A parsed record and where it came from."""
+
+    file: str
+    number: int  # 1-based
+    record: R
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    file: str
+    number: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.number}: {self.reason}"
+
+
+@dataclass
+class RunLogs:
+    folder: Path
+    settings: RunSettings | None  # None: no (valid) run.json
+    meta: dict[str, Any]
+    server: list[Line[ServerRecord]] = field(default_factory=list)
+    clients: dict[int, list[Line[ClientRecord]]] = field(default_factory=dict)
+    bad_lines: list[BadLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
+
+
+def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        bad.append(BadLine(path.name, data.count(b"\n") + 1, "unfinished last line"))
+        data = data[: data.rfind(b"\n") + 1]
+    for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
+        try:
+            text = raw.decode("utf-8")
+            if text.endswith("\r"):
+                raise LogFormatError("\\r\\n line end; logs end lines with \\n only")
+            into.append(Line(path.name, number, parse(text)))
+        except UnicodeDecodeError:
+            bad.append(BadLine(path.name, number, "not UTF-8"))
+        except LogFormatError as exc:
+            bad.append(BadLine(path.name, number, str(exc)))
+
+
+def load_run(folder: Path) -> RunLogs:
+    meta: dict[str, Any] = {}
+    settings: RunSettings | None = None
+    problems: list[str] = []
+    meta_path = folder / "run.json"
+    if meta_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            settings = RunSettings.from_json(meta.get("settings", {}))
+        except (ValueError, AttributeError) as exc:
+            problems.append(f"run.json: {exc}")
+            if isinstance(exc, SettingsErrors):
+                settings = None
+    logs = RunLogs(folder, settings, meta, problems=problems)
+    server_log = folder / "server.log"
+    if server_log.exists():
+        _read(server_log, parse_server_line, logs.server, logs.bad_lines)
+    else:
+        problems.append("server.log is missing")
+    for path in sorted(folder.glob("client*.log")):
+        number = client_log_number(path.name)
+        if number is not None:
+            logs.clients[number] = []
+            _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
+    logs.clients = dict(sorted(logs.clients.items()))
+    if not logs.clients:
+        problems.append("no client log (clientN.log)")
+    expected = settings.clients if settings is not None else None
+    if expected is not None:
+        missing = [n for n in range(1, expected + 1) if n not in logs.clients]
+        if missing:
+            problems.append("missing client logs: " + ", ".join(f"client{n}.log" for n in missing))
+    return logs

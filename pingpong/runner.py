@@ -1,0 +1,454 @@
+"""A run: the server and N clients as separate OS processes, from start to checked logs.
+
+:class:`Run` is shared by ``pingpong run`` and the dashboard. Its rules:
+
+* Each run has its own folder ``<runs>/<YYYY-MM-DD_HH-MM-SS>[-K]/`` holding the logs,
+  each process's stdout and stderr (``server.out``, ``server.err``, ``client1.out`` …:
+  files, never an undrained pipe) and ``run.json``. Nothing is overwritten.
+* The server starts first; its ``listening on`` line gives the port. Client K starts
+  once client K-1 is connected (the server's ``client K-1 connected`` line), so
+  ``clientK.log`` is the log of client number K.
+* Children run in their own process group (terminal Ctrl+C reaches only us) and
+  hold a pipe to us on stdin: closing it is the graceful stop, and the OS closes
+  it if we die, so no child can outlive its run (see :mod:`pingpong.lifecycle`).
+* Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
+  died): clients first, each given its timeout plus a grace to log its in-flight
+  outcomes, then the server; a child that overstays is killed and the fact recorded.
+* Then the checker runs over the logs and ``run.json`` gets the outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
+from .follow import FileFollower
+from .lifecycle import SUPERVISED_ENV, Stop
+from .settings import RunSettings
+
+__all__ = ["ChildProcess", "Run", "new_run_folder", "run_cli", "write_json"]
+
+RUN_JSON = "run.json"
+_POLL_S = 0.01
+_STARTUP_TIMEOUT_S = 15.0
+_GRACE_S = 5.0
+_ACTIVE = ("starting", "running", "stopping")
+
+
+def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
+    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    base = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
+    suffix = 1
+    while True:
+        folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            suffix += 1
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: a reader sees the old file or the new one, whole."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _tail(path: Path, limit: int = 2000) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - limit))
+            return file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass(eq=False)
+class ChildProcess:
+    """One process of a run: ``role`` is ``server`` or ``clientK``."""
+
+    role: str
+    argv: list[str]
+    folder: Path
+    process: asyncio.subprocess.Process | None = None
+    state: str = "starting"  # starting, running, exited
+    exit_code: int | None = None
+    killed: bool = False  # it overstayed its stop and was killed
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.folder / f"{self.role}.out"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.folder / f"{self.role}.err"
+
+    async def spawn(self) -> None:
+        out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
+        err = open(self.stderr_path, "ab")  # noqa: SIM115
+        self._files = [out, err]
+        env = dict(os.environ)
+        env[SUPERVISED_ENV] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
+        # The children import this very package, installed or not.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        options: dict[str, Any] = {}
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            options["start_new_session"] = True
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env, **options
+        )
+        self.state = "running"
+
+    def ask_to_stop(self) -> None:
+        """Close the child's stdin: its signal to stop gracefully."""
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+
+    async def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the exit, then kill; the exit code."""
+        assert self.process is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
+        except asyncio.TimeoutError:
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        return self.exited()
+
+    def exited(self) -> int:
+        assert self.process is not None
+        assert self.process.returncode is not None
+        self.exit_code = self.process.returncode
+        self.state = "exited"
+        for file in self._files:
+            file.close()
+        return self.exit_code
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "pid": self.pid,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "killed": self.killed,
+        }
+
+
+class RunFailed(Exception):
+    """A process of the run failed to start or died."""
+
+
+class Run:
+    """One run. ``await run.start()`` then ``await run.wait()``; :meth:`request_stop` any time.
+
+    ``on_change`` is called (in the event loop) whenever the state, a process or the
+    set of connected clients changes, for the dashboard to pick up.
+    """
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        folder: Path,
+        *,
+        slack_ms: float | None = None,
+        on_change: Callable[[Run], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.folder = folder
+        self.id = folder.name
+        self.slack_ms = slack_ms
+        self.on_change = on_change
+        self.state = "starting"
+        self.stopped_by: str | None = None  # "deadline", "stop", "signal: …", "failure"
+        self.error: str | None = None
+        self.started_at = datetime.now()
+        self.listening_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.address: tuple[str, int] | None = None
+        self.connected: set[int] = set()
+        self.processes: list[ChildProcess] = []
+        self.summary: dict[str, Any] | None = None
+        self.check: dict[str, Any] | None = None
+        self._stop = asyncio.Event()
+        self._listening_monotonic: float | None = None
+        self._diagnostics = FileFollower(folder / "server.out")
+        self._watchers: list[asyncio.Task[None]] = []
+
+    # -- what the run looks like ----------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.state in _ACTIVE
+
+    def elapsed(self) -> float:
+        """Seconds since the server started listening (0 before)."""
+        if self._listening_monotonic is None:
+            return 0.0
+        if self.ended_at is not None and self.listening_at is not None:
+            return (self.ended_at - self.listening_at).total_seconds()
+        return time.monotonic() - self._listening_monotonic
+
+    def describe(self) -> dict[str, Any]:
+        """The run as ``run.json`` and the API show it."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "stopped_by": self.stopped_by,
+            "error": self.error,
+            "settings": self.settings.to_json(),
+            "started_at": self.started_at.isoformat(timespec="milliseconds"),
+            "listening_at": _iso(self.listening_at),
+            "ended_at": _iso(self.ended_at),
+            "elapsed": round(self.elapsed(), 3),
+            "address": None if self.address is None else f"{self.address[0]}:{self.address[1]}",
+            "processes": [child.describe() for child in self.processes],
+            "summary": self.summary,
+            "check": self.check,
+        }
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self)
+
+    def _save(self) -> None:
+        write_json(self.folder / RUN_JSON, self.describe())
+
+    # -- start ------------------------------------------------------------------
+
+    def _argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "pingpong", *args]
+
+    async def start(self) -> None:
+        """Start the server, then each client in turn; raises :class:`RunFailed`."""
+        self._save()
+        s = self.settings
+        server = ChildProcess(
+            "server",
+            self._argv(
+                "server", "--host", s.host, "--port", str(s.port),
+                "--log-file", str(self.folder / "server.log"),
+                "--delay-ms", str(s.delay_ms), "--ignore", repr(s.ignore),
+                "--keepalive-s", repr(s.keepalive_s),
+                *([] if s.seed is None else ["--seed", str(s.seed)]),
+            ),
+            self.folder,
+        )  # fmt: skip
+        try:
+            await self._spawn(server)
+            await self._wait_for(lambda: self.address is not None, server, "to listen")
+            assert self.address is not None
+            for number in range(1, s.clients + 1):
+                client_seed = None if s.seed is None else s.seed + number
+                client = ChildProcess(
+                    f"client{number}",
+                    self._argv(
+                        "client", "--host", s.host, "--port", str(self.address[1]),
+                        "--log-file", str(self.folder / f"client{number}.log"),
+                        "--interval-ms", str(s.interval_ms), "--timeout-ms", str(s.timeout_ms),
+                        *([] if client_seed is None else ["--seed", str(client_seed)]),
+                    ),
+                    self.folder,
+                )  # fmt: skip
+                await self._spawn(client)
+                await self._wait_for(
+                    functools.partial(self.connected.__contains__, number), client, "to connect"
+                )
+        except RunFailed as exc:
+            self._fail(str(exc))
+            raise
+        if self.state == "starting":
+            self.state = "running"
+        self._changed()
+        self._save()
+
+    async def _spawn(self, child: ChildProcess) -> None:
+        self.processes.append(child)
+        try:
+            await child.spawn()
+        except OSError as exc:
+            raise RunFailed(f"{child.role} could not start: {exc}") from None
+        self._watchers.append(asyncio.create_task(self._watch(child)))
+        self._changed()
+
+    async def _wait_for(
+        self, condition: Callable[[], bool], child: ChildProcess, what: str
+    ) -> None:
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not condition():
+            if child.state == "exited" or self.state == "failed":
+                raise RunFailed(self.error or f"{child.role} exited before it started")
+            if self._stop.is_set():
+                raise RunFailed(f"stopped while waiting for {child.role} {what}")
+            if time.monotonic() > deadline:
+                raise RunFailed(f"{child.role} took over {_STARTUP_TIMEOUT_S:g} s {what}")
+            await asyncio.sleep(_POLL_S)
+            self.poll_diagnostics()
+
+    def poll_diagnostics(self) -> None:
+        """Read the server's new stdout lines: its address, clients coming and going."""
+        changed = False
+        for line in self._diagnostics.read():
+            event = parse_diagnostic(line)
+            if isinstance(event, Listening):
+                self.address = (event.host, event.port)
+                self.listening_at = datetime.now()
+                self._listening_monotonic = time.monotonic()
+            elif isinstance(event, ClientConnected):
+                self.connected.add(event.client)
+            elif isinstance(event, ClientDisconnected):
+                self.connected.discard(event.client)
+            else:
+                continue
+            changed = True
+        if changed:
+            self._changed()
+
+    async def _watch(self, child: ChildProcess) -> None:
+        """Notice a child that exits on its own: the run has failed."""
+        assert child.process is not None
+        await child.process.wait()
+        if child.state != "exited":
+            child.exited()
+        if self.state in ("starting", "running"):
+            tail = _tail(child.stderr_path).strip()
+            self._fail(
+                f"{child.role} (pid {child.pid}) exited with code {child.exit_code}"
+                + (f": {tail}" if tail else "")
+            )
+        self._changed()
+
+    def _fail(self, error: str) -> None:
+        if self.error is None:
+            self.error = error
+        self.state = "failed"
+        self.stopped_by = self.stopped_by or "failure"
+        self._stop.set()
+
+    # -- run and stop ----------------------------------------------------------
+
+    def request_stop(self, reason: str = "stop") -> None:
+        """Ask for the graceful stop (idempotent)."""
+        if self.stopped_by is None:
+            self.stopped_by = reason
+        self._stop.set()
+
+    async def wait(self) -> dict[str, Any]:
+        """Run until the deadline, a stop request or a failure; stop; check; the description."""
+        remaining = self.settings.duration - self.elapsed()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._poll_until_stopped(), max(0.0, remaining))
+        if self.stopped_by is None:
+            self.stopped_by = "deadline"
+        await self._shutdown()
+        await self._finish()
+        return self.describe()
+
+    async def _poll_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            self.poll_diagnostics()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.1)
+
+    async def _shutdown(self) -> None:
+        """Clients first, then the server; kill whoever overstays."""
+        if self.state != "failed":
+            self.state = "stopping"
+        self._changed()
+        clients = [p for p in self.processes if p.role != "server" and p.process is not None]
+        servers = [p for p in self.processes if p.role == "server" and p.process is not None]
+        client_grace = self.settings.timeout_ms / 1000 + _GRACE_S
+        server_grace = self.settings.delay_ms.high / 1000 + _GRACE_S
+        for group, grace in ((clients, client_grace), (servers, server_grace)):
+            for child in group:
+                child.ask_to_stop()
+            await asyncio.gather(*(child.wait(grace) for child in group))
+            self._changed()
+        for watcher in self._watchers:
+            watcher.cancel()
+        self.poll_diagnostics()
+        self._diagnostics.close()
+        self.ended_at = datetime.now()
+
+    async def _finish(self) -> None:
+        from .check import check_run
+        from .stats import summarize
+
+        report = await asyncio.to_thread(check_run, self.folder, self.slack_ms, self.settings)
+        self.check = report.to_json()
+        self.summary = await asyncio.to_thread(summarize, self.folder)
+        if self.state != "failed":
+            killed = [p.role for p in self.processes if p.killed]
+            failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
+            if killed or failed:
+                self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
+            else:
+                self.state = "finished"
+        self._save()
+        self._changed()
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.isoformat(timespec="milliseconds")
+
+
+async def run_cli(settings: RunSettings, runs_dir: Path, log_dir: str | None) -> int:
+    """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
+    from .stats import format_summary
+
+    if log_dir is not None:
+        folder = Path(log_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
+        if taken:
+            print(f"pingpong run: error: {folder} already holds {', '.join(sorted(taken))}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    else:
+        folder = new_run_folder(runs_dir)
+    run = Run(settings, folder)
+    stop = Stop()
+    stop.install()
+    watcher = asyncio.create_task(stop.requested.wait())
+    watcher.add_done_callback(
+        lambda task: None if task.cancelled() else run.request_stop(f"signal ({stop.reason})")
+    )
+    print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    try:
+        try:
+            await run.start()
+            assert run.address is not None
+            print(f"server listening on {run.address[0]}:{run.address[1]}; Ctrl+C stops the run")
+        except RunFailed as exc:
+            print(f"run failed to start: {exc}", file=sys.stderr)
+        description = await run.wait()
+    finally:
+        watcher.cancel()
+        stop.uninstall()
+    print(format_summary(description))
+    check = description["check"]
+    return 0 if description["state"] == "finished" and check and check["ok"] else 1

@@ -1,0 +1,294 @@
+"""The TCP server: answers requests after a random delay, ignores some, sends keepalives.
+
+A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`; what it
+adds is timing and concurrency:
+
+* Each request gets its own timer (``loop.call_later``) the moment it is read, so a
+  request never waits behind another's delay and the logged receive time is the
+  real arrival time. A timer is the lightest "task per request" asyncio has.
+* The response number is taken when a message is sent, from one counter shared by
+  every connection, so numbers rise in send order and each is used once — each
+  keepalive copy takes its own.
+* Keepalive rounds run at a fixed rate from the start (round k at start + k·period);
+  a round missed because the loop stalled is skipped, never sent in a burst.
+* Memory per connection is bounded: at most :data:`MAX_IN_FLIGHT` requests wait for
+  their timers; past that the server stops reading that socket (TCP pushes back on
+  the client) until answers go out. It also stops reading while a client is not
+  reading its answers (``drain``), and drops a client whose unread answers pass
+  :data:`MAX_WRITE_BUFFER`.
+* Bad input (SPEC §6): a malformed line is reported on stderr and skipped; a line
+  over 1 KiB ends that connection; a client leaving with answers pending costs
+  nothing but a line on stderr.
+* Graceful stop: stop accepting, stop reading, let pending answers go out, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
+from .lifecycle import Stop
+from .logfile import LogWriter
+from .logformat import Answered, Ignored, Unpaired
+from .protocol import (
+    Keepalive,
+    LineSplitter,
+    LineTooLong,
+    Ping,
+    Pong,
+    ProtocolError,
+    encode,
+    parse_request,
+)
+from .settings import ServerSettings
+
+__all__ = ["MAX_IN_FLIGHT", "MAX_WRITE_BUFFER", "Server", "serve"]
+
+#: Requests of one connection waiting for their answer before we stop reading it.
+MAX_IN_FLIGHT = 1000
+#: Unread answers (bytes) a client may leave us holding before we drop it.
+MAX_WRITE_BUFFER = 1 << 20
+_READ_SIZE = 1 << 16
+
+
+@dataclass(eq=False)
+class _Connection:
+    number: int
+    peer: str
+    writer: asyncio.StreamWriter
+    task: asyncio.Task[None] | None = None
+    timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
+    next_timer: int = 0
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # set: below MAX_IN_FLIGHT
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set: nothing in flight
+
+    def __post_init__(self) -> None:
+        self.room.set()
+        self.idle.set()
+
+
+class Server:
+    """One server: ``await start()``, then ``await stop()`` (or use :func:`serve`)."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        log: LogWriter,
+        *,
+        rng: random.Random | None = None,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log
+        self.rng = rng if rng is not None else random.Random(settings.seed)
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.address: tuple[str, int] | None = None
+        self._connections: dict[int, _Connection] = {}
+        self._clients = 0  # client numbers handed out so far
+        self._responses = 0  # response numbers handed out so far
+        self._stopping = False
+        self._server: asyncio.Server | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+
+    # -- reporting --------------------------------------------------------------
+
+    def _say(self, line: str) -> None:
+        self.out.write(line)
+        self.out.flush()
+
+    def _warn(self, message: str) -> None:
+        self.err.write(f"server: {message}\n")
+        self.err.flush()
+
+    # -- life cycle ---------------------------------------------------------------
+
+    async def start(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        self._server = await asyncio.start_server(
+            self._handle, self.settings.host, self.settings.port, limit=_READ_SIZE
+        )
+        host, port = self._server.sockets[0].getsockname()[:2]
+        self.address = (host, port)
+        self._keepalive = asyncio.create_task(self._keepalive_rounds(loop.time()))
+        self._say(format_diagnostic(Listening(host, port)))
+        return self.address
+
+    async def stop(self, force: asyncio.Event | None = None) -> None:
+        """Stop accepting, stop reading, let pending answers go out, close everything."""
+        if self._server is None or self._stopping:
+            return
+        self._stopping = True
+        self._server.close()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        tasks = [conn.task for conn in self._connections.values() if conn.task is not None]
+        pending = sum(len(conn.timers) for conn in self._connections.values())
+        self._warn(f"stopping: {len(tasks)} connections, {pending} answers still to send")
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            waiters: list[asyncio.Future[Any]] = [asyncio.gather(*tasks, return_exceptions=True)]
+            if force is not None:
+                waiters.append(asyncio.ensure_future(force.wait()))
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters[1:]:
+                waiter.cancel()
+            for conn in list(self._connections.values()):
+                self._close(conn, "stopped by force")
+        await self._server.wait_closed()
+        self._warn(f"stopped after {self._responses} responses to {self._clients} clients")
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    # -- one connection -------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._stopping:
+            writer.close()
+            return
+        self._clients += 1
+        peer = writer.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        conn = _Connection(self._clients, peer_text, writer, asyncio.current_task())
+        self._connections[conn.number] = conn
+        self._say(format_diagnostic(ClientConnected(conn.number, peer_text)))
+        reason = "disconnected"
+        try:
+            reason = await self._read(conn, reader)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            reason = "server stopping"
+            await conn.idle.wait()  # let the answers already promised go out
+        except OSError as exc:
+            reason = f"connection error: {exc}"
+        finally:
+            self._close(conn, reason)
+
+    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
+        splitter = LineSplitter()
+        while True:
+            data = await reader.read(_READ_SIZE)
+            if not data:
+                if splitter.pending:
+                    self._warn(f"client {conn.number}: unfinished line at close dropped")
+                return "disconnected"
+            received = datetime.now()
+            try:
+                lines = splitter.feed(data)
+            except LineTooLong as exc:
+                self._warn(f"client {conn.number}: {exc}; closing the connection")
+                return "line too long"
+            for line in lines:
+                if not conn.room.is_set():
+                    await conn.room.wait()
+                self._on_line(conn, line, received)
+            await conn.writer.drain()
+
+    def _on_line(self, conn: _Connection, line: bytes, received: datetime) -> None:
+        try:
+            request = parse_request(line)
+        except ProtocolError as exc:
+            self._warn(f"client {conn.number}: {exc}; not answered")
+            return
+        if self.rng.random() < self.settings.ignore:
+            self.log.write(Ignored(received, request))
+            return
+        delay_ms = self.rng.uniform(self.settings.delay_ms.low, self.settings.delay_ms.high)
+        token = conn.next_timer
+        conn.next_timer += 1
+        loop = asyncio.get_running_loop()
+        conn.timers[token] = loop.call_later(
+            delay_ms / 1000, self._answer, conn, token, request, received
+        )
+        conn.idle.clear()
+        if len(conn.timers) >= MAX_IN_FLIGHT:
+            conn.room.clear()
+
+    def _answer(self, conn: _Connection, token: int, request: Ping, received: datetime) -> None:
+        del conn.timers[token]
+        if len(conn.timers) < MAX_IN_FLIGHT:
+            conn.room.set()
+        if not conn.timers:
+            conn.idle.set()
+        pong = Pong(self._responses, request.request, conn.number)
+        if self._send(conn, pong):
+            self.log.write(Answered(received, request, datetime.now(), pong))
+
+    def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
+        """Send with the next response number; ``False`` if the client is gone or stuck."""
+        transport = conn.writer.transport
+        if transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self._close(conn, "not reading its answers")
+            return False
+        conn.writer.write(encode(message))
+        self._responses += 1
+        return True
+
+    def _close(self, conn: _Connection, reason: str) -> None:
+        if self._connections.pop(conn.number, None) is None:
+            return
+        if conn.timers:
+            self._warn(f"client {conn.number}: {len(conn.timers)} pending answers dropped")
+            for timer in conn.timers.values():
+                timer.cancel()
+            conn.timers.clear()
+        conn.room.set()
+        conn.idle.set()
+        conn.writer.close()
+        if conn.task is not None and conn.task is not asyncio.current_task():
+            conn.task.cancel()
+        self._say(format_diagnostic(ClientDisconnected(conn.number)))
+        if reason != "disconnected":
+            self._warn(f"client {conn.number}: closed ({reason})")
+
+    # -- keepalive ------------------------------------------------------------------
+
+    async def _keepalive_rounds(self, start: float) -> None:
+        loop = asyncio.get_running_loop()
+        period = self.settings.keepalive_s
+        round_number = 1
+        while True:
+            await asyncio.sleep(start + round_number * period - loop.time())
+            for conn in list(self._connections.values()):
+                keepalive = Keepalive(self._responses)
+                if self._send(conn, keepalive):
+                    self.log.write(Unpaired(datetime.now(), keepalive))
+            due = int((loop.time() - start) / period) + 1
+            if due > round_number + 1:
+                self._warn(f"loop stalled: {due - round_number - 1} keepalive rounds skipped")
+            round_number = max(round_number + 1, due)
+
+
+async def serve(settings: ServerSettings) -> int:
+    """Run a server until its duration ends or it is told to stop; the exit status."""
+    stop = Stop()
+    stop.install(settings.duration)
+    try:
+        with LogWriter(settings.log_file) as log:
+            server = Server(settings, log)
+            try:
+                await server.start()
+            except OSError as exc:
+                print(
+                    f"server: cannot listen on {settings.host}:{settings.port}: {exc}",
+                    file=sys.stderr,
+                )
+                return 1
+            await stop.requested.wait()
+            print(f"server: stopping ({stop.reason})", file=sys.stderr, flush=True)
+            await server.stop(stop.force)
+    finally:
+        stop.uninstall()
+    return 0

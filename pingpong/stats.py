@@ -1,0 +1,130 @@
+"""Totals of a finished run, from its logs: what ``pingpong run`` prints and ``run.json`` keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .logformat import Answered, Ignored, TimedOut, Unpaired
+from .protocol import Keepalive
+from .runlogs import load_run
+
+__all__ = ["format_summary", "percentile", "round_trip_stats", "summarize"]
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0–1) of sorted values, linearly interpolated."""
+    if not ordered:
+        raise ValueError("no values")
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def round_trip_stats(values: Sequence[float]) -> dict[str, float] | None:
+    """min/avg/p50/p95/max in ms, or ``None`` without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return {
+        "min": ordered[0],
+        "avg": round(sum(ordered) / len(ordered), 1),
+        "p50": round(percentile(ordered, 0.5), 1),
+        "p95": round(percentile(ordered, 0.95), 1),
+        "max": ordered[-1],
+    }
+
+
+def summarize(folder: Path) -> dict[str, Any]:
+    logs = load_run(folder)
+    answered = sum(1 for line in logs.server if isinstance(line.record, Answered))
+    ignored = sum(1 for line in logs.server if isinstance(line.record, Ignored))
+    keepalives = sum(1 for line in logs.server if isinstance(line.record, Unpaired))
+    numbers = [
+        line.record.response.response
+        for line in logs.server
+        if not isinstance(line.record, Ignored)
+    ]
+    requests = answered + ignored
+    clients = []
+    for number, lines in logs.clients.items():
+        records = [line.record for line in lines]
+        round_trips = [
+            (r.response_time - r.request_time).total_seconds() * 1000
+            for r in records
+            if isinstance(r, Answered)
+        ]
+        clients.append(
+            {
+                "client": number,
+                "sent": sum(1 for r in records if isinstance(r, Answered | TimedOut)),
+                "answered": len(round_trips),
+                "timed_out": sum(1 for r in records if isinstance(r, TimedOut)),
+                "late": sum(
+                    1
+                    for r in records
+                    if isinstance(r, Unpaired) and not isinstance(r.response, Keepalive)
+                ),
+                "keepalives": sum(
+                    1
+                    for r in records
+                    if isinstance(r, Unpaired) and isinstance(r.response, Keepalive)
+                ),
+                "round_trip_ms": round_trip_stats(round_trips),
+            }
+        )
+    return {
+        "server": {
+            "requests": requests,
+            "answered": answered,
+            "ignored": ignored,
+            "ignored_pct": round(100 * ignored / requests, 2) if requests else 0.0,
+            "keepalives": keepalives,
+            "last_response": max(numbers, default=None),
+        },
+        "clients": clients,
+    }
+
+
+def format_summary(run: dict[str, Any]) -> str:
+    """The closing report of ``pingpong run``."""
+    lines = [
+        f"run {run['id']}: {run['state']} (stopped by {run['stopped_by']}), {run['elapsed']:.1f} s"
+    ]
+    if run.get("error"):
+        lines.append(f"  error: {run['error']}")
+    processes = ", ".join(
+        f"{p['role']} exit {p['exit_code']}" + (" (killed)" if p["killed"] else "")
+        for p in run["processes"]
+    )
+    lines.append(f"  processes: {processes}")
+    summary = run.get("summary")
+    if summary:
+        server = summary["server"]
+        lines.append(
+            f"  server: {server['requests']} requests, {server['answered']} answered, "
+            f"{server['ignored']} ignored ({server['ignored_pct']:.1f} %), "
+            f"{server['keepalives']} keepalives, last response {server['last_response']}"
+        )
+        for client in summary["clients"]:
+            rt = client["round_trip_ms"]
+            rt_text = (
+                f"round trip ms min {rt['min']:.0f} avg {rt['avg']:.0f} p95 {rt['p95']:.0f} "
+                f"max {rt['max']:.0f}"
+                if rt
+                else "no round trips"
+            )
+            lines.append(
+                f"  client{client['client']}: {client['sent']} sent, "
+                f"{client['answered']} answered, "
+                f"{client['timed_out']} timed out, {client['keepalives']} keepalives; {rt_text}"
+            )
+    check = run.get("check")
+    if check:
+        lines.append(f"  check: {'PASS' if check['ok'] else 'FAIL'}")
+        for rule in check["rules"]:
+            for finding in rule["findings"][:5]:
+                lines.append(f"    {rule['name']}: {finding}")
+    return "\n".join(lines)
