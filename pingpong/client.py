@@ -181,10 +181,11 @@ class Client:
             if not data:
                 return "closed by the server"
             received = datetime.now()
+            too_long: LineTooLong | None = None
             try:
                 lines = splitter.feed(data)
             except LineTooLong as exc:
-                return str(exc)
+                lines, too_long = exc.lines, exc
             for line in lines:
                 try:
                     response = parse_response(line)
@@ -192,6 +193,8 @@ class Client:
                     self._warn(f"{exc}; skipped")
                     continue
                 self._on_response(response, received)
+            if too_long is not None:
+                return str(too_long)
 
     def _on_response(self, response: Response, received: datetime) -> None:
         pending = None

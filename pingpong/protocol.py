@@ -51,7 +51,15 @@ class ProtocolError(ValueError):
 
 
 class LineTooLong(ProtocolError):
-    """A line exceeded :data:`MAX_LINE` bytes; the connection should be closed."""
+    """A line exceeded :data:`MAX_LINE` bytes; the connection should be closed.
+
+    ``lines`` holds the complete lines that came before it in the same chunk:
+    they are valid framing and deserve to be handled before the connection ends.
+    """
+
+    def __init__(self, lines: list[bytes]) -> None:
+        super().__init__(f"line longer than {MAX_LINE} bytes")
+        self.lines = lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +155,10 @@ class LineSplitter:
     """Cut a byte stream into lines, holding at most :data:`MAX_LINE` bytes of a partial line.
 
     ``feed(data)`` returns the complete lines found so far, each without its
-    ``\\n``. A partial line waits for the next ``feed``. When the pending partial
-    line grows past the limit, ``feed`` raises :class:`LineTooLong` and the
-    splitter must not be used again: the stream has no trustworthy framing left.
+    ``\\n``. A partial line waits for the next ``feed``. When a line, complete or
+    not, grows past the limit, ``feed`` raises :class:`LineTooLong` (carrying the
+    lines before it) and the splitter must not be used again: the stream has no
+    trustworthy framing left.
     """
 
     __slots__ = ("_buffer",)
@@ -161,11 +170,11 @@ class LineSplitter:
         buffer = self._buffer + data if self._buffer else data
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
-        for line in lines:
+        for index, line in enumerate(lines):
             if len(line) > MAX_LINE + 1:  # + 1: a tolerated trailing "\r"
-                raise LineTooLong(f"line longer than {MAX_LINE} bytes")
+                raise LineTooLong(lines[:index])
         if len(self._buffer) > MAX_LINE + 1:
-            raise LineTooLong(f"line longer than {MAX_LINE} bytes")
+            raise LineTooLong(lines)
         return lines
 
     @property

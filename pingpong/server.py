@@ -183,15 +183,19 @@ class Server:
                     self._warn(f"client {conn.number}: unfinished line at close dropped")
                 return "disconnected"
             received = datetime.now()
+            too_long: LineTooLong | None = None
             try:
                 lines = splitter.feed(data)
             except LineTooLong as exc:
-                self._warn(f"client {conn.number}: {exc}; closing the connection")
-                return "line too long"
+                lines, too_long = exc.lines, exc
             for line in lines:
                 if not conn.room.is_set():
                     await conn.room.wait()
                 self._on_line(conn, line, received)
+            if too_long is not None:
+                self._warn(f"client {conn.number}: {too_long}; closing the connection")
+                await conn.idle.wait()  # the requests before it still get their answers
+                return "line too long"
             await conn.writer.drain()
 
     def _on_line(self, conn: _Connection, line: bytes, received: datetime) -> None:

@@ -1,0 +1,120 @@
+"""Shared fixtures: an in-process server on a real loopback socket, process hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pingpong.logfile import LogWriter
+from pingpong.server import Server
+from pingpong.settings import MsRange, ServerSettings
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
+    """Run a coroutine in a fresh loop, failing on any error the loop reports."""
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> T:
+        asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+        return await asyncio.wait_for(coro, timeout)
+
+    result = asyncio.run(main())
+    assert not errors, f"the event loop reported errors: {errors}"
+    return result
+
+
+@dataclass
+class RunningServer:
+    server: Server
+    port: int
+    log_path: Path
+    out: io.StringIO
+    err: io.StringIO
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(encoding="utf-8").splitlines()
+
+
+@asynccontextmanager
+async def serving(
+    tmp_path: Path,
+    *,
+    delay_ms: tuple[int, int] = (0, 0),
+    ignore: float = 0.0,
+    keepalive_s: float = 3600,
+    seed: int | None = 1,
+) -> AsyncIterator[RunningServer]:
+    settings = ServerSettings(
+        port=0,
+        log_file=str(tmp_path / "server.log"),
+        delay_ms=MsRange(*delay_ms),
+        ignore=ignore,
+        keepalive_s=keepalive_s,
+        seed=seed,
+    )
+    out, err = io.StringIO(), io.StringIO()
+    with LogWriter(settings.log_file) as log:
+        server = Server(settings, log, out=out, err=err)
+        _host, port = await server.start()
+        try:
+            yield RunningServer(server, port, Path(settings.log_file), out, err)
+        finally:
+            await server.stop()
+
+
+def pingpong_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pingpong", *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def pingpong_processes() -> dict[int, str]:
+    """Live processes running ``python -m pingpong …``: pid → command line (Linux /proc)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if b"-m" in argv and b"pingpong" in argv and state != "Z":
+            found[int(entry.name)] = " ".join(a.decode(errors="replace") for a in argv)
+    return found
+
+
+@pytest.fixture
+def no_stray_processes() -> Iterator[None]:
+    """Fail if the test leaves a pingpong process behind (and kill it)."""
+    before = set(pingpong_processes())
+    yield
+    left: dict[int, str] = {}
+    for _ in range(100):
+        left = {pid: cmd for pid, cmd in pingpong_processes().items() if pid not in before}
+        if not left:
+            return
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"processes left behind: {sorted(left.values())}")
