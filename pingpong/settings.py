@@ -14,7 +14,7 @@ maximum (else every slow answer would count as lost) and at most 3600000;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -45,12 +45,27 @@ class SettingsError(ValueError):
         self.message = message
 
 
-class SettingsErrors(ValueError):
-    """Every invalid setting of one request, so that all can be shown at once."""
+class SettingsErrors(SettingsError):
+    """Every invalid setting at once; ``field`` and ``message`` are the first one's."""
 
     def __init__(self, errors: list[SettingsError]) -> None:
-        super().__init__("; ".join(str(error) for error in errors))
+        super().__init__(errors[0].field, errors[0].message)
+        self.args = ("; ".join(str(error) for error in errors),)
         self.errors = errors
+
+
+def _collect(*checks: Callable[[], None]) -> None:
+    """Run every check; raise all their errors together."""
+    errors: list[SettingsError] = []
+    for check in checks:
+        try:
+            check()
+        except SettingsErrors as many:
+            errors += many.errors
+        except SettingsError as error:
+            errors.append(error)
+    if errors:
+        raise SettingsErrors(errors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +124,13 @@ class ServerSettings:
     keepalive_s: float = 5.0
 
     def __post_init__(self) -> None:
-        _check_port(self.port)
-        _check_duration(self.duration)
-        _check_range(self.delay_ms, "delay_ms", minimum=0)
-        _check_number(self.ignore, "ignore", 0, 1)
-        _check_number(self.keepalive_s, "keepalive_s", 0.1, 3600)
+        _collect(
+            lambda: _check_port(self.port),
+            lambda: _check_duration(self.duration),
+            lambda: _check_range(self.delay_ms, "delay_ms", minimum=0),
+            lambda: _check_number(self.ignore, "ignore", 0, 1),
+            lambda: _check_number(self.keepalive_s, "keepalive_s", 0.1, 3600),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,10 +144,12 @@ class ClientSettings:
     timeout_ms: int = 2000
 
     def __post_init__(self) -> None:
-        _check_port(self.port)
-        _check_duration(self.duration)
-        _check_range(self.interval_ms, "interval_ms", minimum=MIN_INTERVAL_MS)
-        _check_number(self.timeout_ms, "timeout_ms", 1, MAX_TIMEOUT_MS)
+        _collect(
+            lambda: _check_port(self.port),
+            lambda: _check_duration(self.duration),
+            lambda: _check_range(self.interval_ms, "interval_ms", minimum=MIN_INTERVAL_MS),
+            lambda: _check_number(self.timeout_ms, "timeout_ms", 1, MAX_TIMEOUT_MS),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,19 +168,24 @@ class RunSettings:
     port: int = 0
 
     def __post_init__(self) -> None:
-        _check_number(self.clients, "clients", 1, MAX_CLIENTS)
-        _check_duration(self.duration)
-        _check_range(self.interval_ms, "interval_ms", minimum=MIN_INTERVAL_MS)
-        _check_range(self.delay_ms, "delay_ms", minimum=0)
-        _check_number(self.ignore, "ignore", 0, 1)
-        _check_number(self.keepalive_s, "keepalive_s", 0.1, 3600)
+        _collect(
+            lambda: _check_number(self.clients, "clients", 1, MAX_CLIENTS),
+            lambda: _check_duration(self.duration),
+            lambda: _check_range(self.interval_ms, "interval_ms", minimum=MIN_INTERVAL_MS),
+            lambda: _check_range(self.delay_ms, "delay_ms", minimum=0),
+            lambda: _check_number(self.ignore, "ignore", 0, 1),
+            lambda: _check_number(self.keepalive_s, "keepalive_s", 0.1, 3600),
+            self._check_timeout,
+            lambda: _check_port(self.port),
+        )
+
+    def _check_timeout(self) -> None:
         if not self.delay_ms.high < self.timeout_ms <= MAX_TIMEOUT_MS:
             raise SettingsError(
                 "timeout_ms",
                 f"must be greater than the delay maximum ({self.delay_ms.high}) "
                 f"and at most {MAX_TIMEOUT_MS}, got {self.timeout_ms}",
             )
-        _check_port(self.port)
 
     def server(self, log_file: str, port: int | None = None) -> ServerSettings:
         """The server's settings in this run (no duration: the runner stops it)."""
@@ -212,10 +236,12 @@ class RunSettings:
             except SettingsError as error:
                 errors.append(error)
         if not errors:
-            try:
-                return cls(**kwargs)
-            except SettingsError as error:
-                errors.append(error)
+            return cls(**kwargs)  # raises SettingsErrors for values out of bounds
+        # Also report the bounds of the fields that did convert.
+        try:
+            cls(**kwargs)
+        except SettingsErrors as bounds:
+            errors += [e for e in bounds.errors if e.field not in {x.field for x in errors}]
         raise SettingsErrors(errors)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 from pingpong.client import Client
 from pingpong.lifecycle import Stop
 from pingpong.logfile import LogWriter
-from pingpong.logformat import Answered, ClientRecord, TimedOut, Unpaired, parse_client_line
+from pingpong.logformat import Answered, ClientRecord, TimedOut, parse_client_line
 from pingpong.protocol import Keepalive, Ping, Pong, parse_request
 from pingpong.settings import ClientSettings, MsRange
 
@@ -119,7 +120,7 @@ def test_pairs_answers_and_keeps_its_schedule(tmp_path: Path) -> None:
         assert all(isinstance(r, Answered) for r in paired.values())
         assert 9 <= sent <= 12  # one every 100 ms for a second
         times = [paired[n].request_time for n in range(sent)]
-        for earlier, later in zip(times, times[1:], strict=False):
+        for earlier, later in itertools.pairwise(times):
             assert timedelta(milliseconds=85) <= later - earlier <= timedelta(milliseconds=130)
 
     run(scenario())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -114,19 +116,15 @@ def test_keepalive_round_trip(s: int) -> None:
 @given(st.binary(max_size=2000))
 def test_garbage_raises_only_protocol_error(data: bytes) -> None:
     for parse in (parse_request, parse_response):
-        try:
+        with contextlib.suppress(ProtocolError):
             parse(data)
-        except ProtocolError:
-            pass
 
 
 @given(st.text(max_size=200))
 def test_garbage_text_raises_only_protocol_error(text: str) -> None:
     for parse in (parse_request, parse_response):
-        try:
+        with contextlib.suppress(ProtocolError):
             parse(text)
-        except ProtocolError:
-            pass
 
 
 def test_splitter_holds_partial_lines() -> None:

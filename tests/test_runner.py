@@ -1,0 +1,149 @@
+"""``pingpong run`` end to end: real processes, real sockets, shortened timings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from pingpong.check import check_run
+from pingpong.runner import Run, new_run_folder
+from pingpong.settings import MsRange, RunSettings
+
+from .conftest import child_env, pingpong_argv, pingpong_processes, run
+
+FAST = [
+    "--interval-ms", "50-300", "--delay-ms", "20-200", "--timeout-ms", "400",
+    "--keepalive-s", "0.5",
+]  # fmt: skip
+
+
+def start_run(runs: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        pingpong_argv("run", "--runs-dir", str(runs), *FAST, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+
+
+def only_run(runs: Path) -> Path:
+    (folder,) = runs.iterdir()
+    return folder
+
+
+@pytest.mark.parametrize("clients", [2, 3])
+def test_run_end_to_end_passes_check(
+    tmp_path: Path, clients: int, no_stray_processes: None
+) -> None:
+    process = start_run(tmp_path, "--clients", str(clients), "--duration", "3", "--seed", "42")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, out + err
+    folder = only_run(tmp_path)
+    assert "check: PASS" in out
+    assert f"client{clients}:" in out
+    assert "round trip ms min" in out
+    names = {p.name for p in folder.iterdir()}
+    assert {"server.log", "run.json", *(f"client{k}.log" for k in range(1, clients + 1))} <= names
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["state"] == "finished"
+    assert meta["stopped_by"] == "deadline"
+    assert meta["check"]["ok"] is True
+    assert [p["exit_code"] for p in meta["processes"]] == [0] * (clients + 1)
+    assert len(meta["summary"]["clients"]) == clients
+    assert meta["summary"]["server"]["requests"] > 10 * clients
+    # The CLI checker agrees with the one the runner ran.
+    check = subprocess.run(
+        pingpong_argv("check", str(folder)), capture_output=True, text=True, env=child_env()
+    )
+    assert check.returncode == 0, check.stdout
+    assert f"check {folder}: PASS" in check.stdout
+
+
+def test_sigterm_mid_run_leaves_complete_logs(tmp_path: Path, no_stray_processes: None) -> None:
+    process = start_run(tmp_path, "--duration", "60")
+    time.sleep(2.5)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, out + err
+    folder = only_run(tmp_path)
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["state"] == "finished"
+    assert meta["stopped_by"].startswith("signal")
+    assert meta["elapsed"] < 10
+    assert check_run(folder).ok  # every line whole, every request with its outcome
+
+
+def test_killed_runner_leaves_no_process(tmp_path: Path, no_stray_processes: None) -> None:
+    process = start_run(tmp_path, "--duration", "60", "--clients", "3")
+    time.sleep(2.5)
+    folder = only_run(tmp_path)
+    children = [
+        pid
+        for pid, cmd in pingpong_processes().items()
+        if str(folder) in cmd and pid != process.pid
+    ]
+    assert len(children) == 4
+    process.kill()  # no chance to clean up: the children must notice by themselves
+    process.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and set(children) & set(pingpong_processes()):
+        time.sleep(0.05)
+    assert not set(children) & set(pingpong_processes())
+    report = check_run(folder)
+    rules = {rule.name: rule for rule in report.rules}
+    assert rules["format"].ok, rules["format"].findings  # no half-written line
+    assert rules["requests"].ok, rules["requests"].findings  # every request has its outcome
+
+
+def test_a_dead_client_fails_the_run(tmp_path: Path, no_stray_processes: None) -> None:
+    settings = RunSettings(
+        clients=2, duration=30, interval_ms=MsRange(50, 200), delay_ms=MsRange(10, 100),
+        timeout_ms=300, keepalive_s=0.5,
+    )  # fmt: skip
+
+    async def scenario() -> dict[str, object]:
+        the_run = Run(settings, new_run_folder(tmp_path))
+        await the_run.start()
+        await asyncio.sleep(1)
+        victim = the_run.processes[2]
+        assert victim.role == "client2"
+        assert victim.pid is not None
+        os.kill(victim.pid, signal.SIGKILL)
+        started = time.monotonic()
+        result = await the_run.wait()
+        assert time.monotonic() - started < 10
+        return result
+
+    result = run(scenario())
+    assert result["state"] == "failed"
+    assert result["stopped_by"] == "failure"
+    assert "client2" in str(result["error"])
+    assert "exited with code -9" in str(result["error"])
+    codes = {p["role"]: p["exit_code"] for p in result["processes"]}  # type: ignore[attr-defined]
+    assert codes == {"server": 0, "client1": 0, "client2": -9}
+
+
+def test_run_folders_are_never_reused(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 26, 13, 1, 2)
+    names = [new_run_folder(tmp_path, now).name for _ in range(3)]
+    assert names == ["2026-11-26_13-01-02", "2026-11-26_13-01-02-2", "2026-11-26_13-01-02-3"]
+
+
+def test_log_dir_is_not_overwritten(tmp_path: Path) -> None:
+    (tmp_path / "server.log").write_text("old\n")
+    result = subprocess.run(
+        pingpong_argv("run", "--log-dir", str(tmp_path), "--duration", "1"),
+        capture_output=True, text=True, env=child_env(),
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "already holds server.log" in result.stderr
+    assert (tmp_path / "server.log").read_text() == "old\n"

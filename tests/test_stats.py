@@ -1,0 +1,51 @@
+"""Run totals and the percentile used for round-trip statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pingpong.stats import percentile, round_trip_stats, summarize
+
+
+def test_percentile() -> None:
+    assert percentile([1.0], 0.95) == 1.0
+    assert percentile([0.0, 10.0], 0.5) == 5.0
+    assert percentile(list(map(float, range(101))), 0.95) == 95.0
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 0.5)
+
+
+def test_round_trip_stats() -> None:
+    assert round_trip_stats([]) is None
+    assert round_trip_stats([300.0, 100.0, 200.0]) == {
+        "min": 100.0, "avg": 200.0, "p50": 200.0, "p95": 290.0, "max": 300.0,
+    }  # fmt: skip
+
+
+def test_summarize_recorded_logs(tmp_path: Path) -> None:
+    (tmp_path / "server.log").write_text(
+        "2026-11-26;13:01:02.345;[0] PING;13:01:02.977;[0/0] PONG (1)\n"
+        "2026-11-26;13:01:03.100;[1] PING;(проигнорировано);(проигнорировано)\n"
+        "2026-11-26;;;13:01:05.000;[1] keepalive\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "client1.log").write_text(
+        "2026-11-26;13:01:02.344;[0] PING;13:01:02.979;[0/0] PONG (1)\n"
+        "2026-11-26;13:01:03.099;[1] PING;13:01:05.099;(таймаут)\n"
+        "2026-11-26;;;13:01:05.001;[1] keepalive\n",
+        encoding="utf-8",
+    )
+    summary = summarize(tmp_path)
+    assert summary["server"] == {
+        "requests": 2, "answered": 1, "ignored": 1, "ignored_pct": 50.0, "keepalives": 1,
+        "last_response": 1,
+    }  # fmt: skip
+    (client,) = summary["clients"]
+    assert client["sent"] == 2
+    assert client["answered"] == 1
+    assert client["timed_out"] == 1
+    assert client["keepalives"] == 1
+    assert client["late"] == 0
+    assert client["round_trip_ms"]["max"] == 635.0
