@@ -21,6 +21,7 @@ class FileFollower:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self._file: BinaryIO | None = None
+        self._offset = 0  # bytes consumed, kept across close() and reopen
         self._partial = b""
 
     def read(self) -> list[str]:
@@ -30,9 +31,11 @@ class FileFollower:
                 self._file = open(self.path, "rb")  # noqa: SIM115 - kept open across calls
             except FileNotFoundError:
                 return []
+            self._file.seek(self._offset)
         data = self._file.read(self.max_bytes)
         if not data:
             return []
+        self._offset += len(data)
         data = self._partial + data
         lines = data.split(b"\n")
         self._partial = lines.pop()

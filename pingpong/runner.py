@@ -314,10 +314,12 @@ class Run:
         changed = False
         for line in self._diagnostics.read():
             event = parse_diagnostic(line)
-            if isinstance(event, Listening):
+            if isinstance(event, Listening) and self.address is None:
                 self.address = (event.host, event.port)
                 self.listening_at = datetime.now()
                 self._listening_monotonic = time.monotonic()
+            elif isinstance(event, Listening):
+                continue  # only the first start counts
             elif isinstance(event, ClientConnected):
                 self.connected.add(event.client)
             elif isinstance(event, ClientDisconnected):

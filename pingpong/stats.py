@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ __all__ = ["format_summary", "percentile", "round_trip_stats", "summarize"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
-    """The ``q``-quantile (0–1) of sorted values, linearly interpolated."""
+    """The ``q``-quantile (0–1) of sorted values by nearest rank: the ⌈q·n⌉-th smallest.
+
+    Nearest rank returns a value that occurred, and is what the dashboard's
+    fixed-memory histogram computes too, so both show the same figures.
+    """
     if not ordered:
         raise ValueError("no values")
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
 
 
 def round_trip_stats(values: Sequence[float]) -> dict[str, float] | None:
@@ -31,8 +33,8 @@ def round_trip_stats(values: Sequence[float]) -> dict[str, float] | None:
     return {
         "min": ordered[0],
         "avg": round(sum(ordered) / len(ordered), 1),
-        "p50": round(percentile(ordered, 0.5), 1),
-        "p95": round(percentile(ordered, 0.95), 1),
+        "p50": percentile(ordered, 0.5),
+        "p95": percentile(ordered, 0.95),
         "max": ordered[-1],
     }
 
@@ -52,7 +54,7 @@ def summarize(folder: Path) -> dict[str, Any]:
     for number, lines in logs.clients.items():
         records = [line.record for line in lines]
         round_trips = [
-            (r.response_time - r.request_time).total_seconds() * 1000
+            round((r.response_time - r.request_time).total_seconds() * 1000)
             for r in records
             if isinstance(r, Answered)
         ]

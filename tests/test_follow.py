@@ -38,3 +38,16 @@ def test_read_is_bounded_per_call(tmp_path: Path) -> None:
     assert follower.read() == ["y" * 99]
     assert follower.read_all() == []
     follower.close()
+
+
+def test_close_then_read_resumes_where_it_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "server.out"
+    path.write_text("listening on 127.0.0.1:1\n")
+    follower = FileFollower(path)
+    assert follower.read() == ["listening on 127.0.0.1:1"]
+    follower.close()
+    assert follower.read() == []  # not the same line again
+    with open(path, "a") as file:
+        file.write("client 1 connected from x\n")
+    assert follower.read() == ["client 1 connected from x"]
+    follower.close()

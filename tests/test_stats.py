@@ -11,8 +11,9 @@ from pingpong.stats import percentile, round_trip_stats, summarize
 
 def test_percentile() -> None:
     assert percentile([1.0], 0.95) == 1.0
-    assert percentile([0.0, 10.0], 0.5) == 5.0
-    assert percentile(list(map(float, range(101))), 0.95) == 95.0
+    assert percentile([0.0, 10.0], 0.5) == 0.0
+    assert percentile([0.0, 10.0], 0.51) == 10.0
+    assert percentile(list(map(float, range(1, 101))), 0.95) == 95.0
     with pytest.raises(ValueError, match="no values"):
         percentile([], 0.5)
 
@@ -20,7 +21,7 @@ def test_percentile() -> None:
 def test_round_trip_stats() -> None:
     assert round_trip_stats([]) is None
     assert round_trip_stats([300.0, 100.0, 200.0]) == {
-        "min": 100.0, "avg": 200.0, "p50": 200.0, "p95": 290.0, "max": 300.0,
+        "min": 100.0, "avg": 200.0, "p50": 200.0, "p95": 300.0, "max": 300.0,
     }  # fmt: skip
 
 

@@ -1,0 +1,64 @@
+"""Follow the log files of a run and feed each whole new line, parsed, to its live state.
+
+asyncio cannot watch files, so :class:`RunTailer` is polled (the supervisor calls
+:meth:`RunTailer.poll` every few tens of milliseconds). Each poll reads at most a
+bounded number of bytes per file, so a backlog is worked off over several polls
+instead of stalling the event loop. Files that do not exist yet are simply
+empty; a line that does not parse is counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pingpong.follow import FileFollower
+from pingpong.logformat import LogFormatError, parse_client_line, parse_server_line
+
+from .live import LiveState
+
+__all__ = ["RunTailer"]
+
+logger = logging.getLogger(__name__)
+
+_BYTES_PER_POLL = 256 * 1024
+
+
+class RunTailer:
+    def __init__(self, folder: Path, clients: int, live: LiveState) -> None:
+        self.live = live
+        self._server = FileFollower(folder / "server.log", max_bytes=_BYTES_PER_POLL)
+        self._clients = {
+            number: FileFollower(folder / f"client{number}.log", max_bytes=_BYTES_PER_POLL)
+            for number in range(1, clients + 1)
+        }
+
+    def poll(self) -> int:
+        """Feed every new whole line to the live state; how many lines were read."""
+        count = 0
+        for line in self._server.read():
+            count += 1
+            try:
+                self.live.on_server(parse_server_line(line))
+            except LogFormatError as exc:
+                logger.warning("server.log: %s", exc)
+                self.live.on_bad_line()
+        for number, follower in self._clients.items():
+            for line in follower.read():
+                count += 1
+                try:
+                    self.live.on_client(number, parse_client_line(line))
+                except LogFormatError as exc:
+                    logger.warning("client%d.log: %s", number, exc)
+                    self.live.on_bad_line()
+        return count
+
+    def drain(self) -> None:
+        """Read everything left (at the end of a run)."""
+        while self.poll():
+            pass
+
+    def close(self) -> None:
+        self._server.close()
+        for follower in self._clients.values():
+            follower.close()
