@@ -52,7 +52,14 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     runs = runs_dir or Path(os.environ.get(RUNS_DIR_ENV, "runs"))
     templates = Jinja2Templates(directory=_asset_dir("templates"))
     hub: Hub
-    supervisor = Supervisor(runs, on_change=lambda: hub.changed())
+    run_changed = False  # the run moved on (state, processes, clients) since the last update
+
+    def on_change() -> None:
+        nonlocal run_changed
+        run_changed = True
+        hub.changed()
+
+    supervisor = Supervisor(runs, on_change=on_change)
 
     def snapshot() -> dict[str, Any]:
         live = supervisor.live.snapshot() if supervisor.live is not None else None
@@ -64,9 +71,11 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         }
 
     def update() -> dict[str, Any] | None:
+        nonlocal run_changed
         live = supervisor.live.take_update() if supervisor.live is not None else None
-        if live is None and not supervisor.active:
+        if live is None and not run_changed and not supervisor.active:
             return None
+        run_changed = False
         return {"state": supervisor.state, "run": supervisor.describe_run(), "live": live}
 
     hub = Hub(snapshot, update)

@@ -300,7 +300,7 @@ class Run:
     ) -> None:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while not condition():
-            if child.state == "exited" or self.state == "failed":
+            if child.state == "exited" or self.error is not None:
                 raise RunFailed(self.error or f"{child.role} exited before it started")
             if self._stop.is_set():
                 raise RunFailed(f"stopped while waiting for {child.role} {what}")
@@ -345,9 +345,9 @@ class Run:
         self._changed()
 
     def _fail(self, error: str) -> None:
+        """Record why the run failed and stop it; it ends as ``failed`` once stopped."""
         if self.error is None:
             self.error = error
-        self.state = "failed"
         self.stopped_by = self.stopped_by or "failure"
         self._stop.set()
 
@@ -378,8 +378,7 @@ class Run:
 
     async def _shutdown(self) -> None:
         """Clients first, then the server; kill whoever overstays."""
-        if self.state != "failed":
-            self.state = "stopping"
+        self.state = "stopping"
         self._changed()
         clients = [p for p in self.processes if p.role != "server" and p.process is not None]
         servers = [p for p in self.processes if p.role == "server" and p.process is not None]
@@ -403,13 +402,12 @@ class Run:
         report = await asyncio.to_thread(check_run, self.folder, self.slack_ms, self.settings)
         self.check = report.to_json()
         self.summary = await asyncio.to_thread(summarize, self.folder)
-        if self.state != "failed":
+        if self.error is None:
             killed = [p.role for p in self.processes if p.killed]
             failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
             if killed or failed:
                 self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
-            else:
-                self.state = "finished"
+        self.state = "finished" if self.error is None else "failed"
         self._save()
         self._changed()
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
+import re
 import signal
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -118,3 +123,78 @@ def no_stray_processes() -> Iterator[None]:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     pytest.fail(f"processes left behind: {sorted(left.values())}")
+
+
+@dataclass
+class Dashboard:
+    """A real ``uvicorn app.main:app`` on a free loopback port."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    runs_dir: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method,
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def wait_for_state(self, *states: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            _code, status = self.request("GET", "/api/status")
+            if status["state"] in states:
+                return status
+            time.sleep(0.05)
+        raise AssertionError(f"state never became {states}: {status.get('state')}")
+
+
+def start_dashboard(runs_dir: Path, log: Path) -> Dashboard:
+    env = child_env()
+    env["PINGPONG_RUNS_DIR"] = str(runs_dir)
+    with open(log, "wb") as stderr:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=ROOT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
+        if match:
+            return Dashboard(process, int(match[1]), runs_dir, log)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"uvicorn did not start: {log.read_text()}")
+
+
+def stop_dashboard(dashboard: Dashboard) -> None:
+    if dashboard.process.poll() is None:
+        dashboard.process.send_signal(signal.SIGTERM)
+        try:
+            dashboard.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            dashboard.process.kill()
+            dashboard.process.wait()
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path, no_stray_processes: None) -> Iterator[Dashboard]:
+    running = start_dashboard(tmp_path / "runs", tmp_path / "uvicorn.log")
+    try:
+        yield running
+    finally:
+        stop_dashboard(running)
