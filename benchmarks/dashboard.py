@@ -1,0 +1,182 @@
+"""Dashboard benchmark: log-to-viewer lag, the app's CPU share and memory, per viewer count.
+
+Starts a real ``uvicorn app.main:app`` on a free loopback port, connects V WebSocket
+viewers, starts a run through the API and, for every exchange that reaches a viewer,
+measures the lag from the instant its log line was written (the time on the line,
+which the process takes just before the write) to its arrival. Meanwhile it samples
+the app process's CPU time and resident memory from /proc (Linux).
+
+    python benchmarks/dashboard.py                       # a default run, 60 s, 1 viewer
+    python benchmarks/dashboard.py --clients 50 --interval-ms 40-60 --viewers 1,20
+
+Each viewer count is one run (the first is the baseline the others are compared
+with); the table shows lag p50/p95/max, lines per second, the app's CPU share and
+its memory at the start and end of the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match[1]) / 1024 if match else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
+
+
+def start_app(runs: Path) -> tuple[subprocess.Popen[bytes], int]:
+    env = dict(os.environ, PINGPONG_RUNS_DIR=str(runs))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    log = runs / "uvicorn.log"
+    runs.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--port", "0", "--log-level",
+             "warning"],
+            stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=ROOT,
+        )  # fmt: skip
+    # --log-level warning hides the port line; ask the OS instead.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        port = _listening_port(process.pid)
+        if port:
+            return process, port
+        time.sleep(0.1)
+    process.kill()
+    raise SystemExit(f"uvicorn did not start: {log.read_text()}")
+
+
+def _listening_port(pid: int) -> int | None:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[3] == "0A" and parts[9] in inodes:  # LISTEN
+            return int(parts[1].split(":")[1], 16)
+    return None
+
+
+def post(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=json.dumps(body or {}).encode(), method="POST",
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+async def viewer(port: int, lags: list[float], done: asyncio.Event) -> None:
+    async with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
+        await ws.recv()  # the snapshot
+        while not done.is_set():
+            try:
+                text = await asyncio.wait_for(ws.recv(), 1)
+            except asyncio.TimeoutError:
+                continue
+            now = datetime.now()
+            message = json.loads(text)
+            live = message.get("live")
+            for exchange in (live or {}).get("exchanges", []):
+                when = datetime.combine(now.date(), datetime.strptime(
+                    exchange["time"], "%H:%M:%S.%f").time())  # fmt: skip
+                lags.append((now - when).total_seconds() * 1000)
+            if message["state"] in ("finished", "failed"):
+                done.set()
+
+
+async def measure(
+    port: int, pid: int, runs: Path, viewers: int, settings: dict[str, Any]
+) -> dict[str, Any]:
+    lags: list[list[float]] = [[] for _ in range(viewers)]
+    done = asyncio.Event()
+    tasks = [asyncio.create_task(viewer(port, lags[i], done)) for i in range(viewers)]
+    await asyncio.sleep(0.5)
+    run = post(port, "/api/start", settings)
+    cpu0, wall0, rss0 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    await asyncio.wait_for(done.wait(), settings["duration"] + 60)
+    cpu1, wall1, rss1 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    await asyncio.gather(*tasks)
+    all_lags = [lag for per_viewer in lags for lag in per_viewer]
+    folder_lines = sum(
+        len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log")
+    )
+    return {
+        "viewers": viewers,
+        "lines_per_s": folder_lines / (wall1 - wall0),
+        "samples": len(all_lags),
+        "lag_p50": percentile(all_lags, 0.5) if all_lags else float("nan"),
+        "lag_p95": percentile(all_lags, 0.95) if all_lags else float("nan"),
+        "lag_max": max(all_lags, default=float("nan")),
+        "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+        "rss_start": rss0,
+        "rss_end": rss1,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--interval-ms", default="300-3000")
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--viewers", default="1", help="comma-separated viewer counts")
+    args = parser.parse_args()
+    low, high = map(int, args.interval_ms.split("-"))
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = Path(tmp) / "runs"
+        process, port = start_app(runs)
+        try:
+            rows = []
+            for count in map(int, args.viewers.split(",")):
+                settings = {"clients": args.clients, "duration": args.duration,
+                            "interval_ms": [low, high]}  # fmt: skip
+                rows.append(asyncio.run(measure(port, process.pid, runs, count, settings)))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    print(f"dashboard: {args.clients} clients, interval {args.interval_ms} ms, "
+          f"{args.duration:g} s per row, {os.cpu_count()} cores")  # fmt: skip
+    print(f"{'viewers':>7} {'lines/s':>8} {'lag p50':>8} {'lag p95':>8} {'lag max':>8} "
+          f"{'app CPU':>8} {'RSS MiB':>13} {'vs first':>9}")  # fmt: skip
+    for row in rows:
+        ratio = row["cpu_pct"] / rows[0]["cpu_pct"] if rows[0]["cpu_pct"] else float("nan")
+        print(f"{row['viewers']:>7} {row['lines_per_s']:>8.0f} {row['lag_p50']:>6.0f}ms "
+              f"{row['lag_p95']:>6.0f}ms {row['lag_max']:>6.0f}ms {row['cpu_pct']:>7.1f}% "
+              f"{row['rss_start']:>6.1f}→{row['rss_end']:<6.1f} {ratio:>8.2f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
