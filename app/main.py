@@ -102,7 +102,9 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
         return templates.TemplateResponse(
-            request, "index.html", {"snapshot": _script_json(snapshot()), "state": supervisor.state}
+            request,
+            "index.html",
+            {"snapshot": _script_json(snapshot()), "state": supervisor.state, "defaults": DEFAULTS},
         )
 
     @app.get("/api/status")

@@ -225,8 +225,9 @@ class Server:
         if not conn.timers:
             conn.idle.set()
         pong = Pong(self._responses, request.request, conn.number)
+        sent = datetime.now()  # before the write: the client may log its arrival at once
         if self._send(conn, pong):
-            self.log.write(Answered(received, request, datetime.now(), pong))
+            self.log.write(Answered(received, request, sent, pong))
 
     def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
         """Send with the next response number; ``False`` if the client is gone or stuck."""
@@ -267,8 +268,9 @@ class Server:
             await asyncio.sleep(start + round_number * period - loop.time())
             for conn in list(self._connections.values()):
                 keepalive = Keepalive(self._responses)
+                sent = datetime.now()
                 if self._send(conn, keepalive):
-                    self.log.write(Unpaired(datetime.now(), keepalive))
+                    self.log.write(Unpaired(sent, keepalive))
             due = int((loop.time() - start) / period) + 1
             if due > round_number + 1:
                 self._warn(f"loop stalled: {due - round_number - 1} keepalive rounds skipped")

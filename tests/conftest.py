@@ -161,12 +161,13 @@ class Dashboard:
         raise AssertionError(f"state never became {states}: {status.get('state')}")
 
 
-def start_dashboard(runs_dir: Path, log: Path) -> Dashboard:
+def start_dashboard(runs_dir: Path, log: Path, port: int = 0) -> Dashboard:
     env = child_env()
     env["PINGPONG_RUNS_DIR"] = str(runs_dir)
     with open(log, "wb") as stderr:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", "0"],
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1",
+             "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=ROOT,
         )  # fmt: skip
     deadline = time.monotonic() + 30
