@@ -131,9 +131,7 @@ async def measure(
     cpu1, wall1, rss1 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
     await asyncio.gather(*tasks)
     all_lags = [lag for per_viewer in lags for lag in per_viewer]
-    folder_lines = sum(
-        len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log")
-    )
+    folder_lines = sum(len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log"))
     return {
         "viewers": viewers,
         "lines_per_s": folder_lines / (wall1 - wall0),

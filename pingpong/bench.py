@@ -1,0 +1,423 @@
+"""``pingpong bench``: how fast the server is, and how well it keeps time at scale.
+
+Two scenarios, each printing a table; standard library only.
+
+**throughput** — the server as a plain responder (``--delay-ms 0-0 --ignore 0``) under
+many connections that each keep a window of requests in flight, against two
+baselines started here in the same way: a bare asyncio line responder, and the same
+responder writing and flushing one log line per request. Every target runs in its
+own process while the load generator runs in this one; rounds alternate the targets
+and the table shows medians, so a noisy machine hurts all three alike.
+
+**scale** — K simulated clients at the spec's timings (300–3000 ms intervals,
+100–1000 ms delays, 2000 ms timeout, keepalive every 5 s; ``--ignore 0`` so that every
+timeout is a false one) against one server, K from ``--clients-list``. The server
+measures its own scheduling lateness (actual minus intended send time of each answer
+and keepalive round) and reports it when it stops; we add its CPU share and memory
+(Linux /proc) and the clients' false timeouts.
+
+Run ``python -m pingpong.bench responder [--log FILE]`` to start a baseline by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .lateness import Lateness
+from .lifecycle import Stop
+
+__all__ = ["bench_cli", "main"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- baselines ------------------------------------------------------------------------
+
+
+async def _responder(port: int, log: str | None) -> None:
+    """A bare asyncio line responder; with ``log``, one written and flushed line per request."""
+    log_file = open(log, "a", encoding="utf-8") if log else None  # noqa: SIM115
+    count = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal count
+        while line := await reader.readline():
+            count += 1
+            writer.write(b"[%d/0] PONG (1)\n" % count)
+            if log_file is not None:
+                log_file.write(f"{time.time():.3f};{line.decode('ascii', 'replace').strip()}\n")
+                log_file.flush()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
+    print(f"listening on 127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    stop = Stop()
+    stop.install()  # the benchmark closes our stdin to stop us
+    await stop.requested.wait()
+    stop.uninstall()
+    server.close()
+    if log_file is not None:
+        log_file.close()
+
+
+# -- targets in child processes ----------------------------------------------------------
+
+
+def _raise_fd_limit() -> None:
+    try:
+        import resource
+    except ImportError:  # Windows has no such limit to raise
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 16
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
+class _Target:
+    """A server or baseline in its own process, its output drained all along.
+
+    A child writing to a pipe nobody reads blocks once the pipe is full (the server
+    says a line per connection), so threads drain stdout and keep stderr.
+    """
+
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+        self._stderr: list[str] = []
+        assert process.stdout is not None and process.stderr is not None  # noqa: PT018
+        self._drains = [
+            threading.Thread(target=lambda s=process.stdout: s.read(), daemon=True),
+            threading.Thread(target=self._stderr.extend, args=(process.stderr,), daemon=True),
+        ]
+        for thread in self._drains:
+            thread.start()
+
+    def cpu_seconds(self) -> float | None:
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def memory_mib(self) -> tuple[float, float] | None:
+        """(resident now, peak resident) in MiB."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        now = re.search(r"VmRSS:\s+(\d+)", status)
+        peak = re.search(r"VmHWM:\s+(\d+)", status)
+        if now is None or peak is None:
+            return None
+        return int(now[1]) / 1024, int(peak[1]) / 1024
+
+    def stop(self) -> str:
+        """Stop gracefully (close its stdin); its stderr."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        for thread in self._drains:
+            thread.join(timeout=5)
+        return "".join(self._stderr)
+
+
+def _start(argv: list[str]) -> _Target:
+    env = dict(os.environ, PINGPONG_SUPERVISED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+    process = subprocess.Popen(
+        [sys.executable, "-m", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    match = re.search(r"listening on .*:(\d+)", line)
+    if match is None:
+        process.kill()
+        raise RuntimeError(f"{argv[0]} did not start: {line!r} {process.communicate()[1]!r}")
+    return _Target(process, int(match[1]))
+
+
+def _server(folder: Path, *options: str) -> _Target:
+    return _start(["pingpong", "server", "--port", "0", "--log-file", str(folder / "server.log"),
+                   *options])  # fmt: skip
+
+
+# -- throughput ----------------------------------------------------------------------------
+
+
+class _Window(asyncio.Protocol):
+    """One connection keeping ``window`` requests in flight; counts answers."""
+
+    def __init__(self, window: int, counter: list[int]) -> None:
+        self.window = window
+        self.counter = counter
+        self.next = 0
+        self.transport: asyncio.Transport | None = None
+
+    def _send(self, count: int) -> None:
+        assert self.transport is not None
+        first = self.next
+        self.next += count
+        self.transport.write(b"".join(b"[%d] PING\n" % n for n in range(first, self.next)))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._send(self.window)
+
+    def data_received(self, data: bytes) -> None:
+        answers = data.count(b"\n")
+        self.counter[0] += answers
+        if answers:
+            self._send(answers)
+
+
+async def _load(port: int, connections: int, window: int, seconds: float) -> float:
+    """Answers per second over ``seconds``, after a short warm-up."""
+    loop = asyncio.get_running_loop()
+    counter = [0]
+    transports = []
+    for _ in range(connections):
+        transport, _protocol = await loop.create_connection(
+            lambda: _Window(window, counter), "127.0.0.1", port
+        )
+        transports.append(transport)
+    await asyncio.sleep(0.5)
+    start_count, start = counter[0], time.perf_counter()
+    await asyncio.sleep(seconds)
+    rate = (counter[0] - start_count) / (time.perf_counter() - start)
+    for transport in transports:
+        transport.close()
+    await asyncio.sleep(0.05)
+    return rate
+
+
+def throughput(connections: int, window: int, seconds: float, rounds: int) -> str:
+    targets: dict[str, Callable[[Path], _Target]] = {
+        "asyncio responder": lambda folder: _start(["pingpong.bench", "responder"]),
+        "responder + log line": lambda folder: _start(
+            ["pingpong.bench", "responder", "--log", str(folder / "baseline.log")]
+        ),
+        "pingpong server": lambda folder: _server(
+            folder, "--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600"
+        ),
+    }
+    rates: dict[str, list[float]] = {name: [] for name in targets}
+    cpu: dict[str, list[float]] = {name: [] for name in targets}
+    for _ in range(rounds):
+        for name, start in targets.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                target = start(Path(tmp))
+                before, wall = target.cpu_seconds(), time.perf_counter()
+                rates[name].append(asyncio.run(_load(target.port, connections, window, seconds)))
+                after = target.cpu_seconds()
+                if before is not None and after is not None:
+                    cpu[name].append(100 * (after - before) / (time.perf_counter() - wall))
+                target.stop()
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    ours = medians["pingpong server"]
+    lines = [
+        f"throughput: {connections} connections x {window} requests in flight, "
+        f"{seconds:g} s x {rounds} rounds (medians), {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}",
+        f"{'target':<22} {'requests/s':>11} {'CPU':>6} {'pingpong / this':>16}",
+    ]
+    for name, rate in medians.items():
+        share = f"{statistics.median(cpu[name]):5.0f}%" if cpu[name] else "   n/a"
+        lines.append(f"{name:<22} {rate:>11,.0f} {share} {ours / rate:>16.2f}")
+    return "\n".join(lines)
+
+
+# -- scale and timing fidelity --------------------------------------------------------------
+
+
+class _SimulatedClient(asyncio.Protocol):
+    """A client at the spec's timings: random intervals, per-request timeouts."""
+
+    def __init__(self, fleet: _Fleet) -> None:
+        self.fleet = fleet
+        self.pending: dict[int, asyncio.TimerHandle] = {}
+        self.next = 0
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.sender: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def begin(self, at: float) -> None:
+        """Start sending, the first request at a random point of one maximum interval."""
+        self._schedule(at + self.fleet.rng.uniform(0, 3.0))
+
+    def _schedule(self, due: float) -> None:
+        self.sender = asyncio.get_running_loop().call_at(due, self._send, due)
+
+    def _send(self, due: float) -> None:
+        loop = asyncio.get_running_loop()
+        self.fleet.send_lateness.add(loop.time() - due)
+        if self.fleet.stopping or self.transport is None or self.transport.is_closing():
+            return
+        number = self.next
+        self.next += 1
+        self.transport.write(b"[%d] PING\n" % number)
+        self.fleet.sent += 1
+        self.pending[number] = loop.call_later(2.0, self._time_out, number)
+        self._schedule(due + self.fleet.rng.uniform(0.3, 3.0))
+
+    def _time_out(self, number: int) -> None:
+        del self.pending[number]
+        self.fleet.timeouts += 1
+
+    def data_received(self, data: bytes) -> None:
+        lines = (self.buffer + data).split(b"\n")
+        self.buffer = lines.pop()
+        for line in lines:
+            if line.endswith(b"keepalive"):
+                self.fleet.keepalives += 1
+                continue
+            request = int(line[line.index(b"/") + 1 : line.index(b"]")])
+            timer = self.pending.pop(request, None)
+            if timer is not None:
+                timer.cancel()
+                self.fleet.answered += 1
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+
+@dataclass
+class _Fleet:
+    rng: random.Random
+    sent: int = 0
+    answered: int = 0
+    timeouts: int = 0
+    keepalives: int = 0
+    stopping: bool = False
+
+    def __post_init__(self) -> None:
+        self.send_lateness = Lateness()
+
+
+async def _fleet(port: int, clients: int, seconds: float) -> _Fleet:
+    loop = asyncio.get_running_loop()
+    fleet = _Fleet(random.Random(1))
+    members: list[_SimulatedClient] = []
+    gate = asyncio.Semaphore(200)
+
+    async def join() -> None:
+        async with gate:
+            _transport, member = await loop.create_connection(
+                lambda: _SimulatedClient(fleet), "127.0.0.1", port
+            )
+            members.append(member)
+
+    # Everyone connects first: the steady state is measured, not the connection storm.
+    await asyncio.gather(*(join() for _ in range(clients)))
+    await asyncio.sleep(1)
+    for member in members:
+        member.begin(loop.time())
+    await asyncio.sleep(seconds)
+    fleet.stopping = True  # stop sending; let what is in flight finish or time out
+    deadline = loop.time() + 2.5
+    while loop.time() < deadline and any(m.pending for m in members):  # noqa: ASYNC110 - polls many
+        await asyncio.sleep(0.05)
+    for member in members:
+        member.close()
+    await asyncio.sleep(0.1)
+    return fleet
+
+
+_LATENESS = re.compile(r"(answer|keepalive) lateness p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) ms")
+
+
+def scale(clients_list: Sequence[int], seconds: float) -> Iterator[str]:
+    """The table's lines, each as soon as its row is measured."""
+    _raise_fd_limit()
+    yield from [
+        f"scale: spec timings, --ignore 0, {seconds:g} s per row, {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}",
+        f"{'clients':>7} {'req/s':>7} {'answer late ms p50/p99/max':>27} "
+        f"{'keepalive late p99/max':>23} {'false t/o':>9} {'CPU':>5} {'RSS/peak MiB':>13} "
+        f"{'gen late p99':>12}",
+    ]
+    for clients in clients_list:
+        with tempfile.TemporaryDirectory() as tmp:
+            target = _server(Path(tmp), "--ignore", "0")
+            before, wall = target.cpu_seconds(), time.perf_counter()
+            fleet = asyncio.run(_fleet(target.port, clients, seconds))
+            after, elapsed = target.cpu_seconds(), time.perf_counter() - wall
+            memory = target.memory_mib()
+            err = target.stop()
+        found = {m[1]: m.groups()[1:] for m in _LATENESS.finditer(err)}
+        answer = found.get("answer", ("?", "?", "?"))
+        keepalive = found.get("keepalive", ("?", "?", "?"))
+        cpu = f"{100 * (after - before) / elapsed:4.0f}%" if before and after else "  n/a"
+        rss = f"{memory[0]:5.1f}/{memory[1]:<6.1f}" if memory else "n/a"
+        yield (
+            f"{clients:>7} {fleet.sent / seconds:>7.0f} "
+            f"{'/'.join(answer):>27} {'/'.join(keepalive[1:]):>23} {fleet.timeouts:>9} "
+            f"{cpu:>5} {rss:>13} {fleet.send_lateness.percentile(0.99) * 1000:>10.1f}ms"
+        )
+
+
+# -- command line -------------------------------------------------------------------------
+
+
+def bench_cli(args: argparse.Namespace) -> int:
+    if args.scenario in ("throughput", "all"):
+        print(throughput(args.connections, args.window, args.seconds, args.rounds), flush=True)
+    if args.scenario in ("scale", "all"):
+        if args.scenario == "all":
+            print()
+        clients = [int(k) for k in args.clients_list.split(",")]
+        for line in scale(clients, args.scale_seconds):
+            print(line, flush=True)
+    return 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", choices=["throughput", "scale", "all"], default="all")
+    parser.add_argument("--connections", type=int, default=50, help="throughput: connections")
+    parser.add_argument("--window", type=int, default=20, help="throughput: requests in flight")
+    parser.add_argument("--seconds", type=float, default=3, help="throughput: seconds a round")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput: rounds")
+    parser.add_argument(
+        "--clients-list", default="10,100,1000,2000,4000", help="scale: client counts"
+    )
+    parser.add_argument("--scale-seconds", type=float, default=20, help="scale: seconds a row")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m pingpong.bench responder [--port N] [--log FILE]``: a baseline, by hand."""
+    parser = argparse.ArgumentParser(prog="python -m pingpong.bench")
+    parser.add_argument("role", choices=["responder"])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--log", default=None)
+    args = parser.parse_args(argv)
+    asyncio.run(_responder(args.port, args.log))
+
+
+if __name__ == "__main__":
+    main()
