@@ -8,9 +8,9 @@
 * The server starts first; its ``listening on`` line gives the port. Client K starts
   once client K-1 is connected (the server's ``client K-1 connected`` line), so
   ``clientK.log`` is the log of client number K.
-* Children run in their own process group (terminal Ctrl+C reaches only us) and
-  hold a pipe to us on stdin: closing it is the graceful stop, and the OS closes
-  it if we die, so no child can outlive its run (see :mod:`pingpong.lifecycle`).
+* Children run in their own process group and hold a pipe to us on stdin: closing
+  it is the graceful stop, and the OS closes it if we die, so no child can outlive
+  its run (see :mod:`pingpong.process`).
 * Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
   died): clients first, each given its timeout plus a grace to log its in-flight
   outcomes, then the server; a child that overstays is killed and the fact recorded.
@@ -24,21 +24,20 @@ import contextlib
 import functools
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
-from .lifecycle import SUPERVISED_ENV, Stop
+from .lifecycle import Stop
+from .process import ChildProcess, tail
 from .settings import RunSettings
 
-__all__ = ["ChildProcess", "Run", "new_run_folder", "run_cli", "write_json"]
+__all__ = ["Run", "RunFailed", "new_run_folder", "run_cli", "write_json"]
 
 RUN_JSON = "run.json"
 _POLL_S = 0.01
@@ -66,97 +65,6 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(temporary, path)
-
-
-def _tail(path: Path, limit: int = 2000) -> str:
-    try:
-        with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - limit))
-            return file.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-@dataclass(eq=False)
-class ChildProcess:
-    """One process of a run: ``role`` is ``server`` or ``clientK``."""
-
-    role: str
-    argv: list[str]
-    folder: Path
-    process: asyncio.subprocess.Process | None = None
-    state: str = "starting"  # starting, running, exited
-    exit_code: int | None = None
-    killed: bool = False  # it overstayed its stop and was killed
-    _files: list[IO[bytes]] = field(default_factory=list)
-
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
-
-    @property
-    def stdout_path(self) -> Path:
-        return self.folder / f"{self.role}.out"
-
-    @property
-    def stderr_path(self) -> Path:
-        return self.folder / f"{self.role}.err"
-
-    async def spawn(self) -> None:
-        out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
-        err = open(self.stderr_path, "ab")  # noqa: SIM115
-        self._files = [out, err]
-        env = dict(os.environ)
-        env[SUPERVISED_ENV] = "1"
-        env["PYTHONIOENCODING"] = "utf-8"
-        # The children import this very package, installed or not.
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        options: dict[str, Any] = {}
-        if sys.platform == "win32":  # pragma: no cover - Windows only
-            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
-        else:
-            options["start_new_session"] = True
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env, **options
-        )
-        self.state = "running"
-
-    def ask_to_stop(self) -> None:
-        """Close the child's stdin: its signal to stop gracefully."""
-        if self.process is not None and self.process.stdin is not None:
-            self.process.stdin.close()
-
-    async def wait(self, timeout: float) -> int:
-        """Wait up to ``timeout`` seconds for the exit, then kill; the exit code."""
-        assert self.process is not None
-        try:
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
-        except asyncio.TimeoutError:
-            self.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
-        return self.exited()
-
-    def exited(self) -> int:
-        assert self.process is not None
-        assert self.process.returncode is not None
-        self.exit_code = self.process.returncode
-        self.state = "exited"
-        for file in self._files:
-            file.close()
-        return self.exit_code
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "pid": self.pid,
-            "state": self.state,
-            "exit_code": self.exit_code,
-            "killed": self.killed,
-        }
 
 
 class RunFailed(Exception):
@@ -337,10 +245,10 @@ class Run:
         if child.state != "exited":
             child.exited()
         if self.state in ("starting", "running"):
-            tail = _tail(child.stderr_path).strip()
+            stderr = tail(child.stderr_path).strip()
             self._fail(
                 f"{child.role} (pid {child.pid}) exited with code {child.exit_code}"
-                + (f": {tail}" if tail else "")
+                + (f": {stderr}" if stderr else "")
             )
         self._changed()
 

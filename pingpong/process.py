@@ -1,0 +1,115 @@
+"""One child process of a run: spawned with its output in files, stopped by closing its stdin.
+
+Children run in their own process group (terminal Ctrl+C reaches only the runner)
+and hold a pipe to the runner on stdin: closing it asks for a graceful stop, and
+the operating system closes it when the runner dies, so no child can outlive its
+run (see :mod:`pingpong.lifecycle`). Their stdout and stderr go to files in the run
+folder (``server.out``, ``server.err`` …), never to a pipe that could fill up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from .lifecycle import SUPERVISED_ENV
+
+__all__ = ["ChildProcess", "tail"]
+
+
+def tail(path: Path, limit: int = 2000) -> str:
+    """The last ``limit`` bytes of a file as text ("" if unreadable)."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - limit))
+            return file.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+@dataclass(eq=False)
+class ChildProcess:
+    """One process of a run: ``role`` is ``server`` or ``clientK``."""
+
+    role: str
+    argv: list[str]
+    folder: Path
+    process: asyncio.subprocess.Process | None = None
+    state: str = "starting"  # starting, running, exited
+    exit_code: int | None = None
+    killed: bool = False  # it overstayed its stop and was killed
+    _files: list[IO[bytes]] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.folder / f"{self.role}.out"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.folder / f"{self.role}.err"
+
+    async def spawn(self) -> None:
+        out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
+        err = open(self.stderr_path, "ab")  # noqa: SIM115
+        self._files = [out, err]
+        env = dict(os.environ)
+        env[SUPERVISED_ENV] = "1"
+        env["PYTHONIOENCODING"] = "utf-8"
+        # The children import this very package, installed or not.
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        options: dict[str, Any] = {}
+        if sys.platform == "win32":  # pragma: no cover - Windows only
+            options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
+        else:
+            options["start_new_session"] = True
+        self.process = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env, **options
+        )
+        self.state = "running"
+
+    def ask_to_stop(self) -> None:
+        """Close the child's stdin: its signal to stop gracefully."""
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.close()
+
+    async def wait(self, timeout: float) -> int:
+        """Wait up to ``timeout`` seconds for the exit, then kill; the exit code."""
+        assert self.process is not None
+        try:
+            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
+        except asyncio.TimeoutError:
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+            await self.process.wait()
+        return self.exited()
+
+    def exited(self) -> int:
+        assert self.process is not None
+        assert self.process.returncode is not None
+        self.exit_code = self.process.returncode
+        self.state = "exited"
+        for file in self._files:
+            file.close()
+        return self.exit_code
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "pid": self.pid,
+            "state": self.state,
+            "exit_code": self.exit_code,
+            "killed": self.killed,
+        }
