@@ -103,7 +103,8 @@ class _Client:
     timed_out: int = 0
     late: int = 0
     keepalives: int = 0
-    points: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=POINTS))
+    # (epoch seconds, round trip ms, id of its exchange)
+    points: deque[tuple[float, float, int]] = field(default_factory=lambda: deque(maxlen=POINTS))
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -137,7 +138,7 @@ class LiveState:
         self.delays = [0] * DELAY_BINS
         # What changed since the last take_update().
         self._new_exchanges: list[dict[str, Any]] = []
-        self._new_points: dict[int, list[tuple[float, float]]] = {}
+        self._new_points: dict[int, list[tuple[float, float, int]]] = {}
         self._touched_seconds: set[int] = set()
         self._changed = False
 
@@ -216,7 +217,7 @@ class LiveState:
             client.answered += 1
             round_trip = float(round(_ms(record.response_time, record.request_time)))
             client.round_trips.add(round_trip)
-            point = (record.response_time.timestamp(), round_trip)
+            point = (record.response_time.timestamp(), round_trip, self._next_exchange)
             client.points.append(point)
             self._new_points.setdefault(number, []).append(point)
             self._exchange(
@@ -267,8 +268,12 @@ class LiveState:
         return [{"t": s, **self.rates[s]} for s in sorted(seconds) if s in self.rates]
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the page shows of the run's traffic."""
-        self.take_update()  # a snapshot supersedes pending changes
+        """Everything the page shows of the run's traffic.
+
+        It leaves the pending update alone: other viewers still need it. A viewer
+        that gets both may see an exchange or a point twice, and drops it by its
+        ``id`` (exchanges, and the points, which carry their exchange's id).
+        """
         return {
             **self.counters(),
             "exchanges": list(self.exchanges),

@@ -67,9 +67,15 @@
       into.server = live.server;
       into.clients = live.clients;
       into.delays = live.delays;
-      into.exchanges = into.exchanges.concat(live.exchanges).slice(-MAX_EXCHANGES);
+      // An update may repeat what the snapshot already held: drop what is known by id
+      // (a point carries its exchange's id as its third element).
+      const lastId = into.exchanges.length ? into.exchanges[into.exchanges.length - 1].id : -1;
+      const fresh = live.exchanges.filter((e) => e.id > lastId);
+      into.exchanges = into.exchanges.concat(fresh).slice(-MAX_EXCHANGES);
       for (const [client, points] of Object.entries(live.round_trips)) {
-        into.round_trips[client] = (into.round_trips[client] || []).concat(points).slice(-MAX_POINTS);
+        const known = into.round_trips[client] || [];
+        const lastKnown = known.length ? known[known.length - 1][2] : -1;
+        into.round_trips[client] = known.concat(points.filter((p) => p[2] > lastKnown)).slice(-MAX_POINTS);
       }
       const rates = new Map(into.rates.map((bucket) => [bucket.t, bucket]));
       for (const bucket of live.rates) rates.set(bucket.t, bucket);

@@ -87,7 +87,8 @@ def test_updates_hold_only_what_changed() -> None:
     update = live.take_update()
     assert update is not None
     assert [e["request"] for e in update["exchanges"]] == [2]
-    assert update["round_trips"] == {"1": [(update["round_trips"]["1"][0][0], 100.0)]}
+    ((_time, round_trip, exchange),) = update["round_trips"]["1"]
+    assert (round_trip, exchange) == (100.0, update["exchanges"][0]["id"])
     assert [r["t"] for r in update["rates"]] == []  # answers are counted on the server side
 
 
@@ -135,3 +136,11 @@ def test_round_trips_with_a_huge_limit_stay_small() -> None:
     for value in random.Random(1).sample(range(3_600_000), 100):
         trips.add(float(value))
     assert trips.stats() is not None
+
+
+def test_a_snapshot_leaves_the_pending_update_alone() -> None:
+    live = feed()
+    live.snapshot()  # a new viewer arrives
+    update = live.take_update()  # the others still get every change
+    assert update is not None
+    assert len(update["exchanges"]) == 7
