@@ -114,13 +114,15 @@ class Hub:
         try:
             while True:  # viewers say nothing we need; reading notices when they leave
                 await websocket.receive_text()
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, RuntimeError):  # RuntimeError: closed by _send
             pass
         finally:
             self._viewers.discard(viewer)
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            # A send into a connection that is going away may not end on cancellation
+            # at once (it waits for the transport); never let that hold the viewer's
+            # handler, which the server waits for when it shuts down.
+            await asyncio.wait({sender}, timeout=1)
 
     async def _send(self, viewer: _Viewer) -> None:
         try:

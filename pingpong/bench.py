@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import random
 import re
@@ -139,12 +140,26 @@ class _Target:
         return "".join(self._stderr)
 
 
+# The server on uvloop, for comparison when it is installed. The package itself never
+# imports it: this runs in the child, which picks the loop before pingpong starts.
+_UVLOOP = (
+    "import asyncio, sys, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from pingpong.__main__ import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _has_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
 def _start(argv: list[str]) -> _Target:
+    """Start ``python -m ARGV`` (or ``python -c CODE ARGS`` for ``["-c", …]``)."""
     env = dict(os.environ, PINGPONG_SUPERVISED="1")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, *argv] if argv[0] == "-c" else [sys.executable, "-m", *argv]
     process = subprocess.Popen(
-        [sys.executable, "-m", *argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env,
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
     )  # fmt: skip
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -155,9 +170,9 @@ def _start(argv: list[str]) -> _Target:
     return _Target(process, int(match[1]))
 
 
-def _server(folder: Path, *options: str) -> _Target:
-    return _start(["pingpong", "server", "--port", "0", "--log-file", str(folder / "server.log"),
-                   *options])  # fmt: skip
+def _server(folder: Path, *options: str, uvloop: bool = False) -> _Target:
+    args = ["server", "--port", "0", "--log-file", str(folder / "server.log"), *options]
+    return _start(["-c", _UVLOOP, *args] if uvloop else ["pingpong", *args])
 
 
 # -- throughput ----------------------------------------------------------------------------
@@ -210,16 +225,19 @@ async def _load(port: int, connections: int, window: int, seconds: float) -> flo
     return rate
 
 
+_RESPONDER = ("--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600")
+
+
 def throughput(connections: int, window: int, seconds: float, rounds: int) -> str:
     targets: dict[str, Callable[[Path], _Target]] = {
         "asyncio responder": lambda folder: _start(["pingpong.bench", "responder"]),
         "responder + log line": lambda folder: _start(
             ["pingpong.bench", "responder", "--log", str(folder / "baseline.log")]
         ),
-        "pingpong server": lambda folder: _server(
-            folder, "--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600"
-        ),
+        "pingpong server": lambda folder: _server(folder, *_RESPONDER),
     }
+    if _has_uvloop():
+        targets["pingpong on uvloop"] = lambda folder: _server(folder, *_RESPONDER, uvloop=True)
     rates: dict[str, list[float]] = {name: [] for name in targets}
     cpu: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(rounds):
