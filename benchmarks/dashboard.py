@@ -127,8 +127,17 @@ async def measure(
     await asyncio.sleep(0.5)
     run = post(port, "/api/start", settings)
     cpu0, wall0, rss0 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    samples: list[tuple[float, float]] = []  # (seconds into the run, RSS MiB)
+
+    async def sample_memory() -> None:
+        while True:
+            await asyncio.sleep(30)
+            samples.append((time.monotonic() - wall0, rss_mib(pid)))
+
+    sampler = asyncio.create_task(sample_memory())
     await asyncio.wait_for(done.wait(), settings["duration"] + 60)
     cpu1, wall1, rss1 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    sampler.cancel()
     await asyncio.gather(*tasks)
     all_lags = [lag for per_viewer in lags for lag in per_viewer]
     folder_lines = sum(len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log"))
@@ -142,6 +151,7 @@ async def measure(
         "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
         "rss_start": rss0,
         "rss_end": rss1,
+        "rss_samples": samples,
     }
 
 
@@ -174,6 +184,10 @@ def main() -> None:
         print(f"{row['viewers']:>7} {row['lines_per_s']:>8.0f} {row['lag_p50']:>6.0f}ms "
               f"{row['lag_p95']:>6.0f}ms {row['lag_max']:>6.0f}ms {row['cpu_pct']:>7.1f}% "
               f"{row['rss_start']:>6.1f}→{row['rss_end']:<6.1f} {ratio:>8.2f}x")  # fmt: skip
+    for row in rows:
+        if row["rss_samples"]:
+            print(f"RSS MiB every 30 s, {row['viewers']} viewers: "
+                  + " ".join(f"{rss:.1f}" for _t, rss in row["rss_samples"]))  # fmt: skip
 
 
 if __name__ == "__main__":

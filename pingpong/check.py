@@ -50,7 +50,7 @@ from .protocol import Keepalive, Pong
 from .runlogs import RunLogs, load_run
 from .settings import RunSettings
 
-__all__ = ["DEFAULT_SLACK_MS", "CheckReport", "Rule", "check_cli", "check_run"]
+__all__ = ["DEFAULT_SLACK_MS", "CheckReport", "Rule", "check_cli", "check_logs", "check_run"]
 
 DEFAULT_SLACK_MS = 20.0
 _Z_BOUND = 5.0
@@ -445,7 +445,14 @@ def check_run(
     folder: Path, slack_ms: float | None = None, settings: RunSettings | None = None
 ) -> CheckReport:
     """Check the run in ``folder``; ``settings`` overrides those of ``run.json``."""
-    logs = load_run(folder)
+    return check_logs(load_run(folder), slack_ms, settings)
+
+
+def check_logs(
+    logs: RunLogs, slack_ms: float | None = None, settings: RunSettings | None = None
+) -> CheckReport:
+    """Check a loaded run; ``settings`` overrides those of its ``run.json``."""
+    folder = logs.folder
     notes: list[str] = []
     if settings is None:
         settings = logs.settings

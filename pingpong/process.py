@@ -20,7 +20,16 @@ from typing import IO, Any
 
 from .lifecycle import SUPERVISED_ENV
 
-__all__ = ["ChildProcess", "tail"]
+__all__ = ["ChildProcess", "child_environment", "tail"]
+
+
+def child_environment() -> dict[str, str]:
+    """Our environment, for a child that imports this very package, installed or not."""
+    env = dict(os.environ)
+    env["PYTHONIOENCODING"] = "utf-8"
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    return env
 
 
 def tail(path: Path, limit: int = 2000) -> str:
@@ -63,12 +72,8 @@ class ChildProcess:
         out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
         err = open(self.stderr_path, "ab")  # noqa: SIM115
         self._files = [out, err]
-        env = dict(os.environ)
+        env = child_environment()
         env[SUPERVISED_ENV] = "1"
-        env["PYTHONIOENCODING"] = "utf-8"
-        # The children import this very package, installed or not.
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         options: dict[str, Any] = {}
         if sys.platform == "win32":  # pragma: no cover - Windows only
             options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP

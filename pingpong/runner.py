@@ -34,7 +34,7 @@ from typing import Any
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
 from .lifecycle import Stop
-from .process import ChildProcess, tail
+from .process import ChildProcess, child_environment, tail
 from .settings import RunSettings
 
 __all__ = ["Run", "RunFailed", "new_run_folder", "run_cli", "write_json"]
@@ -304,12 +304,22 @@ class Run:
         self.ended_at = datetime.now()
 
     async def _finish(self) -> None:
-        from .check import check_run
-        from .stats import summarize
-
-        report = await asyncio.to_thread(check_run, self.folder, self.slack_ms, self.settings)
-        self.check = report.to_json()
-        self.summary = await asyncio.to_thread(summarize, self.folder)
+        """Check the logs and total them up, in a child process (see pingpong.report)."""
+        slack = [] if self.slack_ms is None else ["--slack-ms", str(self.slack_ms)]
+        checker = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pingpong.report", str(self.folder), *slack,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=child_environment(),
+        )  # fmt: skip
+        out, err = await checker.communicate()
+        try:
+            result = json.loads(out)
+            self.check, self.summary = result["check"], result["summary"]
+        except (ValueError, KeyError):
+            self.error = self.error or (
+                f"the checker failed (exit code {checker.returncode}): "
+                + err.decode("utf-8", "replace").strip()[-2000:]
+            )
         if self.error is None:
             killed = [p.role for p in self.processes if p.killed]
             failed = [p.role for p in self.processes if p.exit_code not in (0, None)]

@@ -9,9 +9,9 @@ from typing import Any
 
 from .logformat import Answered, Ignored, TimedOut, Unpaired
 from .protocol import Keepalive
-from .runlogs import load_run
+from .runlogs import RunLogs, load_run
 
-__all__ = ["format_summary", "percentile", "round_trip_stats", "summarize"]
+__all__ = ["format_summary", "percentile", "round_trip_stats", "summarize", "summarize_logs"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -40,7 +40,12 @@ def round_trip_stats(values: Sequence[float]) -> dict[str, float] | None:
 
 
 def summarize(folder: Path) -> dict[str, Any]:
-    logs = load_run(folder)
+    """Totals of the run in ``folder``."""
+    return summarize_logs(load_run(folder))
+
+
+def summarize_logs(logs: RunLogs) -> dict[str, Any]:
+    """Totals of a loaded run: requests, answers, ignores, timeouts, round trips."""
     answered = sum(1 for line in logs.server if isinstance(line.record, Answered))
     ignored = sum(1 for line in logs.server if isinstance(line.record, Ignored))
     keepalives = sum(1 for line in logs.server if isinstance(line.record, Unpaired))
