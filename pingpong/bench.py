@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import random
 import re
 import statistics
 import subprocess
@@ -34,11 +33,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from .lateness import Lateness
 from .lifecycle import Stop
+from .loadgen import measure_answers, run_fleet
 
 __all__ = ["bench_cli", "main"]
 
@@ -178,53 +176,6 @@ def _server(folder: Path, *options: str, uvloop: bool = False) -> _Target:
 # -- throughput ----------------------------------------------------------------------------
 
 
-class _Window(asyncio.Protocol):
-    """One connection keeping ``window`` requests in flight; counts answers."""
-
-    def __init__(self, window: int, counter: list[int]) -> None:
-        self.window = window
-        self.counter = counter
-        self.next = 0
-        self.transport: asyncio.Transport | None = None
-
-    def _send(self, count: int) -> None:
-        assert self.transport is not None
-        first = self.next
-        self.next += count
-        self.transport.write(b"".join(b"[%d] PING\n" % n for n in range(first, self.next)))
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self._send(self.window)
-
-    def data_received(self, data: bytes) -> None:
-        answers = data.count(b"\n")
-        self.counter[0] += answers
-        if answers:
-            self._send(answers)
-
-
-async def _load(port: int, connections: int, window: int, seconds: float) -> float:
-    """Answers per second over ``seconds``, after a short warm-up."""
-    loop = asyncio.get_running_loop()
-    counter = [0]
-    transports = []
-    for _ in range(connections):
-        transport, _protocol = await loop.create_connection(
-            lambda: _Window(window, counter), "127.0.0.1", port
-        )
-        transports.append(transport)
-    await asyncio.sleep(0.5)
-    start_count, start = counter[0], time.perf_counter()
-    await asyncio.sleep(seconds)
-    rate = (counter[0] - start_count) / (time.perf_counter() - start)
-    for transport in transports:
-        transport.close()
-    await asyncio.sleep(0.05)
-    return rate
-
-
 _RESPONDER = ("--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600")
 
 
@@ -245,7 +196,9 @@ def throughput(connections: int, window: int, seconds: float, rounds: int) -> st
             with tempfile.TemporaryDirectory() as tmp:
                 target = start(Path(tmp))
                 before, wall = target.cpu_seconds(), time.perf_counter()
-                rates[name].append(asyncio.run(_load(target.port, connections, window, seconds)))
+                rates[name].append(
+                    asyncio.run(measure_answers(target.port, connections, window, seconds))
+                )
                 after = target.cpu_seconds()
                 if before is not None and after is not None:
                     cpu[name].append(100 * (after - before) / (time.perf_counter() - wall))
@@ -267,106 +220,6 @@ def throughput(connections: int, window: int, seconds: float, rounds: int) -> st
 # -- scale and timing fidelity --------------------------------------------------------------
 
 
-class _SimulatedClient(asyncio.Protocol):
-    """A client at the spec's timings: random intervals, per-request timeouts."""
-
-    def __init__(self, fleet: _Fleet) -> None:
-        self.fleet = fleet
-        self.pending: dict[int, asyncio.TimerHandle] = {}
-        self.next = 0
-        self.transport: asyncio.Transport | None = None
-        self.buffer = b""
-        self.sender: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def begin(self, at: float) -> None:
-        """Start sending, the first request at a random point of one maximum interval."""
-        self._schedule(at + self.fleet.rng.uniform(0, 3.0))
-
-    def _schedule(self, due: float) -> None:
-        self.sender = asyncio.get_running_loop().call_at(due, self._send, due)
-
-    def _send(self, due: float) -> None:
-        loop = asyncio.get_running_loop()
-        self.fleet.send_lateness.add(loop.time() - due)
-        if self.fleet.stopping or self.transport is None or self.transport.is_closing():
-            return
-        number = self.next
-        self.next += 1
-        self.transport.write(b"[%d] PING\n" % number)
-        self.fleet.sent += 1
-        self.pending[number] = loop.call_later(2.0, self._time_out, number)
-        self._schedule(due + self.fleet.rng.uniform(0.3, 3.0))
-
-    def _time_out(self, number: int) -> None:
-        del self.pending[number]
-        self.fleet.timeouts += 1
-
-    def data_received(self, data: bytes) -> None:
-        lines = (self.buffer + data).split(b"\n")
-        self.buffer = lines.pop()
-        for line in lines:
-            if line.endswith(b"keepalive"):
-                self.fleet.keepalives += 1
-                continue
-            request = int(line[line.index(b"/") + 1 : line.index(b"]")])
-            timer = self.pending.pop(request, None)
-            if timer is not None:
-                timer.cancel()
-                self.fleet.answered += 1
-
-    def close(self) -> None:
-        if self.sender is not None:
-            self.sender.cancel()
-        if self.transport is not None:
-            self.transport.close()
-
-
-@dataclass
-class _Fleet:
-    rng: random.Random
-    sent: int = 0
-    answered: int = 0
-    timeouts: int = 0
-    keepalives: int = 0
-    stopping: bool = False
-
-    def __post_init__(self) -> None:
-        self.send_lateness = Lateness()
-
-
-async def _fleet(port: int, clients: int, seconds: float) -> _Fleet:
-    loop = asyncio.get_running_loop()
-    fleet = _Fleet(random.Random(1))
-    members: list[_SimulatedClient] = []
-    gate = asyncio.Semaphore(200)
-
-    async def join() -> None:
-        async with gate:
-            _transport, member = await loop.create_connection(
-                lambda: _SimulatedClient(fleet), "127.0.0.1", port
-            )
-            members.append(member)
-
-    # Everyone connects first: the steady state is measured, not the connection storm.
-    await asyncio.gather(*(join() for _ in range(clients)))
-    await asyncio.sleep(1)
-    for member in members:
-        member.begin(loop.time())
-    await asyncio.sleep(seconds)
-    fleet.stopping = True  # stop sending; let what is in flight finish or time out
-    deadline = loop.time() + 2.5
-    while loop.time() < deadline and any(m.pending for m in members):  # noqa: ASYNC110 - polls many
-        await asyncio.sleep(0.05)
-    for member in members:
-        member.close()
-    await asyncio.sleep(0.1)
-    return fleet
-
-
 _LATENESS = re.compile(r"(answer|keepalive) lateness p50 ([\d.]+) p99 ([\d.]+) max ([\d.]+) ms")
 
 
@@ -384,7 +237,7 @@ def scale(clients_list: Sequence[int], seconds: float) -> Iterator[str]:
         with tempfile.TemporaryDirectory() as tmp:
             target = _server(Path(tmp), "--ignore", "0")
             before, wall = target.cpu_seconds(), time.perf_counter()
-            fleet = asyncio.run(_fleet(target.port, clients, seconds))
+            fleet = asyncio.run(run_fleet(target.port, clients, seconds))
             after, elapsed = target.cpu_seconds(), time.perf_counter() - wall
             memory = target.memory_mib()
             err = target.stop()
