@@ -60,5 +60,4 @@ def test_help_lists_every_command() -> None:
     result = subprocess.run(
         pingpong_argv("--help"), capture_output=True, text=True, env=child_env()
     )
-    for command in ("run", "server", "client", "check"):
-        assert command in result.stdout
+    assert "{run,server,client,check,bench}" in result.stdout
