@@ -59,7 +59,6 @@ class Hub:
         self._viewers: set[_Viewer] = set()
         self._seq = 0
         self._changed = asyncio.Event()
-        self.sent = 0  # messages handed to viewers, for tests and benchmarks
 
     @property
     def viewers(self) -> int:
@@ -129,7 +128,6 @@ class Hub:
             while True:
                 text = await viewer.queue.get()
                 await asyncio.wait_for(viewer.websocket.send_text(text), SEND_TIMEOUT_S)
-                self.sent += 1
         except asyncio.TimeoutError:
             logger.warning("a viewer stopped reading; closing it")
             with contextlib.suppress(Exception):

@@ -141,25 +141,24 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             return _error(409, str(exc))
         return JSONResponse(supervisor.describe_run(), status_code=202)
 
+    def freshest(on_disk: dict[str, Any]) -> dict[str, Any]:
+        """A run as its run.json says, or as memory says if it is this app's run:
+        run.json is only written at the start and the end of a run."""
+        current = supervisor.describe_run()
+        if current is None or current["id"] != on_disk["id"]:
+            return on_disk
+        return current | {"logs": on_disk["logs"]}
+
     @app.get("/api/runs")
     async def runs_list() -> list[dict[str, Any]]:
-        found = await asyncio.to_thread(list_runs, runs)
-        current = supervisor.describe_run()
-        if current is not None:  # the active run's file lags behind its memory
-            found = [
-                current | {"logs": r["logs"]} if r["id"] == current["id"] else r for r in found
-            ]
-        return found
+        return [freshest(run) for run in await asyncio.to_thread(list_runs, runs)]
 
     @app.get("/api/runs/{run_id}")
     async def run_detail(run_id: str) -> JSONResponse:
         found = await asyncio.to_thread(read_run, runs, run_id)
         if found is None:
             return _error(404, f"no run {run_id!r}")
-        current = supervisor.describe_run()
-        if current is not None and current["id"] == run_id:
-            found = current | {"logs": found["logs"]}
-        return JSONResponse(found)
+        return JSONResponse(freshest(found))
 
     @app.get("/api/runs/{run_id}/logs/{name}", response_model=None)
     async def run_log(run_id: str, name: str) -> FileResponse | JSONResponse:

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -34,27 +33,28 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+sys.path.insert(0, str(ROOT))  # this checkout's pingpong, installed or not
 
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+from pingpong.bench import cpu_seconds, memory_mib  # noqa: E402
+from pingpong.process import child_environment  # noqa: E402
+from pingpong.stats import percentile  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
-    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-    return int(match[1]) / 1024 if match else float("nan")
+    memory = memory_mib(pid)
+    return memory[0] if memory else float("nan")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
+def cpu(pid: int) -> float:
+    seconds = cpu_seconds(pid)
+    if seconds is None:
+        raise SystemExit("this benchmark reads the app's CPU time from /proc (Linux)")
+    return seconds
 
 
 def start_app(runs: Path) -> tuple[subprocess.Popen[bytes], int]:
-    env = dict(os.environ, PINGPONG_RUNS_DIR=str(runs))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = child_environment()
+    env["PINGPONG_RUNS_DIR"] = str(runs)
     log = runs / "uvicorn.log"
     runs.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as stderr:
@@ -126,7 +126,7 @@ async def measure(
     tasks = [asyncio.create_task(viewer(port, lags[i], done)) for i in range(viewers)]
     await asyncio.sleep(0.5)
     run = post(port, "/api/start", settings)
-    cpu0, wall0, rss0 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    cpu0, wall0, rss0 = cpu(pid), time.monotonic(), rss_mib(pid)
     samples: list[tuple[float, float]] = []  # (seconds into the run, RSS MiB)
 
     async def sample_memory() -> None:
@@ -136,10 +136,10 @@ async def measure(
 
     sampler = asyncio.create_task(sample_memory())
     await asyncio.wait_for(done.wait(), settings["duration"] + 60)
-    cpu1, wall1, rss1 = cpu_seconds(pid), time.monotonic(), rss_mib(pid)
+    cpu1, wall1, rss1 = cpu(pid), time.monotonic(), rss_mib(pid)
     sampler.cancel()
     await asyncio.gather(*tasks)
-    all_lags = [lag for per_viewer in lags for lag in per_viewer]
+    all_lags = sorted(lag for per_viewer in lags for lag in per_viewer)
     folder_lines = sum(len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log"))
     return {
         "viewers": viewers,
@@ -147,7 +147,7 @@ async def measure(
         "samples": len(all_lags),
         "lag_p50": percentile(all_lags, 0.5) if all_lags else float("nan"),
         "lag_p95": percentile(all_lags, 0.95) if all_lags else float("nan"),
-        "lag_max": max(all_lags, default=float("nan")),
+        "lag_max": all_lags[-1] if all_lags else float("nan"),
         "cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0),
         "rss_start": rss0,
         "rss_end": rss1,

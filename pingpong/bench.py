@@ -35,12 +35,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .lifecycle import Stop
+from .lifecycle import SUPERVISED_ENV, Stop
 from .loadgen import measure_answers, run_fleet
+from .process import child_environment
 
-__all__ = ["bench_cli", "main"]
-
-_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["bench_cli", "cpu_seconds", "main", "memory_mib"]
 
 
 # -- baselines ------------------------------------------------------------------------
@@ -86,6 +85,28 @@ def _raise_fd_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, or ``None`` without Linux's /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def memory_mib(pid: int) -> tuple[float, float] | None:
+    """(resident now, peak resident) in MiB, or ``None`` without Linux's /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    now = re.search(r"VmRSS:\s+(\d+)", status)
+    peak = re.search(r"VmHWM:\s+(\d+)", status)
+    if now is None or peak is None:
+        return None
+    return int(now[1]) / 1024, int(peak[1]) / 1024
+
+
 class _Target:
     """A server or baseline in its own process, its output drained all along.
 
@@ -106,23 +127,10 @@ class _Target:
             thread.start()
 
     def cpu_seconds(self) -> float | None:
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.process.pid)
 
     def memory_mib(self) -> tuple[float, float] | None:
-        """(resident now, peak resident) in MiB."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        now = re.search(r"VmRSS:\s+(\d+)", status)
-        peak = re.search(r"VmHWM:\s+(\d+)", status)
-        if now is None or peak is None:
-            return None
-        return int(now[1]) / 1024, int(peak[1]) / 1024
+        return memory_mib(self.process.pid)
 
     def stop(self) -> str:
         """Stop gracefully (close its stdin); its stderr."""
@@ -152,8 +160,8 @@ def _has_uvloop() -> bool:
 
 def _start(argv: list[str]) -> _Target:
     """Start ``python -m ARGV`` (or ``python -c CODE ARGS`` for ``["-c", …]``)."""
-    env = dict(os.environ, PINGPONG_SUPERVISED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_ROOT), env.get("PYTHONPATH")]))
+    env = child_environment()
+    env[SUPERVISED_ENV] = "1"
     command = [sys.executable, *argv] if argv[0] == "-c" else [sys.executable, "-m", *argv]
     process = subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -1,71 +1,30 @@
 """``pingpong check RUN_DIR``: verify a run's logs against every rule of the spec they can show.
 
-Each rule below yields findings (one per violation, naming file and line); the run
+Each rule yields findings (one per violation, naming file and line); the run
 passes when none does. Timing rules allow ``slack_ms`` (default
 :data:`DEFAULT_SLACK_MS`) on either side, for scheduling lateness and the
 millisecond truncation of the logs.
 
-===================  ==========================================================
-format               every line of every log parses; the expected files exist
-requests             per client, request numbers run 0, 1, 2 … with exactly one
-                     outcome (answered or timed out) each
-response numbers     in ``server.log``, responses (PONGs and keepalives) are
-                     numbered 0, 1, 2 … in the order they were sent, none twice;
-                     no client received a number twice
-responses delivered  every PONG and keepalive in a client log is in
-                     ``server.log`` with the same numbers and consistent times;
-                     every PONG the server sent reached its client's log; every
-                     keepalive reached a client (unless that client was leaving)
-timeouts ignored     every client timeout pairs with a request the server
-                     ignored (same request number, received within the
-                     timeout); every ignored request pairs with one timeout
-delays               server delays within ``delay_ms``
-intervals            start-to-start intervals of each client within ``interval_ms``
-timeouts             a timeout comes ``timeout_ms`` after its request; answers
-                     come before it
-ignored share        the share of ignored requests fits the probability
-                     (two-sided binomial bound, |z| ≤ 5)
-keepalive cadence    each keepalive round starts on a fixed grid of ``keepalive_s``
-                     (no drift) and sends one copy per client at most
-client numbers       no client number in two logs; ``clientK.log`` starts as
-                     client K (runs started by ``pingpong run``)
-===================  ==========================================================
+The rules themselves, and what each one checks, are in :mod:`pingpong.rules`.
 
 Settings come from ``run.json`` when present, else the spec's defaults.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
 import sys
-from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .logformat import Answered, Ignored, TimedOut, Unpaired
-from .protocol import Keepalive, Pong
+from .rules import Rule, Rules
 from .runlogs import RunLogs, load_run
 from .settings import RunSettings
 
 __all__ = ["DEFAULT_SLACK_MS", "CheckReport", "Rule", "check_cli", "check_logs", "check_run"]
 
 DEFAULT_SLACK_MS = 20.0
-_Z_BOUND = 5.0
 _SHOWN = 20  # findings printed per rule
-
-
-@dataclass
-class Rule:
-    name: str
-    checked: int = 0  # how many things the rule looked at
-    findings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.findings
 
 
 @dataclass
@@ -110,337 +69,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _ms(later: datetime, earlier: datetime) -> float:
-    return (later - earlier).total_seconds() * 1000
-
-
-class _Checker:
-    def __init__(self, logs: RunLogs, settings: RunSettings, slack_ms: float) -> None:
-        self.logs = logs
-        self.s = settings
-        self.slack = slack_ms
-        # What the server sent, by response number.
-        self.sent_pongs: dict[int, Answered] = {}
-        self.sent_keepalives: dict[int, datetime] = {}
-        for line in logs.server:
-            record = line.record
-            if isinstance(record, Answered):
-                self.sent_pongs.setdefault(record.response.response, record)
-            elif isinstance(record, Unpaired):
-                self.sent_keepalives.setdefault(record.response.response, record.response_time)
-
-    def within(self, value: float, low: float, high: float) -> bool:
-        return low - self.slack <= value <= high + self.slack
-
-    def run(self) -> list[Rule]:
-        return [
-            self.format(),
-            self.requests(),
-            self.response_numbers(),
-            self.responses_delivered(),
-            self.timeouts_ignored(),
-            self.delays(),
-            self.intervals(),
-            self.timeouts(),
-            self.ignored_share(),
-            self.keepalive_cadence(),
-            self.client_numbers(),
-        ]
-
-    def format(self) -> Rule:
-        rule = Rule("format")
-        rule.checked = len(self.logs.server) + sum(map(len, self.logs.clients.values()))
-        rule.checked += len(self.logs.bad_lines)
-        rule.findings += self.logs.problems
-        rule.findings += [str(bad) for bad in self.logs.bad_lines]
-        return rule
-
-    def requests(self) -> Rule:
-        rule = Rule("requests")
-        for number, lines in self.logs.clients.items():
-            name = f"client{number}.log"
-            seen = Counter(
-                line.record.request.request
-                for line in lines
-                if isinstance(line.record, Answered | TimedOut)
-            )
-            rule.checked += len(seen)
-            rule.findings += [
-                f"{name}: request {r} has {count} outcome lines"
-                for r, count in seen.items()
-                if count > 1
-            ]
-            missing = [r for r in range(max(seen, default=-1) + 1) if r not in seen]
-            if missing:
-                shown = ", ".join(map(str, missing[:10])) + (" …" if len(missing) > 10 else "")
-                rule.findings.append(f"{name}: no outcome for requests {shown}")
-        return rule
-
-    def response_numbers(self) -> Rule:
-        rule = Rule("response numbers")
-        expected = 0
-        previous: datetime | None = None
-        for line in self.logs.server:
-            record = line.record
-            if isinstance(record, Ignored):
-                continue
-            rule.checked += 1
-            number = record.response.response
-            if number != expected:
-                rule.findings.append(
-                    f"server.log:{line.number}: response {number}, expected {expected}"
-                )
-            expected = number + 1
-            if previous is not None and _ms(record.response_time, previous) < -1:
-                rule.findings.append(f"server.log:{line.number}: sent before the line above it")
-            previous = record.response_time
-        received: Counter[int] = Counter()
-        for lines in self.logs.clients.values():
-            for client_line in lines:
-                if isinstance(client_line.record, Answered | Unpaired):
-                    received[client_line.record.response.response] += 1
-        rule.findings += [
-            f"response {n} received {count} times by clients"
-            for n, count in received.items()
-            if count > 1
-        ]
-        return rule
-
-    def responses_delivered(self) -> Rule:
-        rule = Rule("responses delivered")
-        owner: dict[int, int] = {}  # client number -> client log number
-        delivered: set[int] = set()
-        last_seen: list[datetime] = []
-        for log_number, lines in self.logs.clients.items():
-            name = f"client{log_number}.log"
-            for line in lines:
-                record = line.record
-                if isinstance(record, TimedOut):
-                    continue
-                rule.checked += 1
-                response = record.response
-                delivered.add(response.response)
-                where = f"{name}:{line.number}"
-                if isinstance(response, Keepalive):
-                    sent = self.sent_keepalives.get(response.response)
-                    if sent is None:
-                        rule.findings.append(f"{where}: {response} is not in server.log")
-                    elif _ms(record.response_time, sent) < -self.slack:
-                        rule.findings.append(f"{where}: {response} received before it was sent")
-                    continue
-                owner.setdefault(response.client, log_number)
-                answer = self.sent_pongs.get(response.response)
-                if answer is None or answer.response != response:
-                    rule.findings.append(f"{where}: {response} is not in server.log")
-                    continue
-                if _ms(record.response_time, answer.response_time) < -self.slack:
-                    rule.findings.append(f"{where}: {response} received before it was sent")
-                if (
-                    isinstance(record, Answered)
-                    and _ms(answer.request_time, record.request_time) < -self.slack
-                ):
-                    rule.findings.append(
-                        f"{where}: {record.request} reached the server before it was sent"
-                    )
-            if lines:
-                last_seen.append(max(line.record.response_time for line in lines))
-        leaving_from = min(last_seen, default=None)
-        for number, answer in self.sent_pongs.items():
-            rule.checked += 1
-            if number not in delivered and answer.response.client in owner:
-                log_name = f"client{owner[answer.response.client]}.log"
-                rule.findings.append(f"server.log: {answer.response} never reached {log_name}")
-        for number, sent in self.sent_keepalives.items():
-            rule.checked += 1
-            leaving = leaving_from is not None and _ms(sent, leaving_from) >= -self.slack
-            if number not in delivered and not leaving:
-                rule.findings.append(f"server.log: [{number}] keepalive reached no client log")
-        return rule
-
-    def timeouts_ignored(self) -> Rule:
-        rule = Rule("timeouts ignored")
-        ignored: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-        for line in self.logs.server:
-            if isinstance(line.record, Ignored):
-                ignored[line.record.request.request].append((line.record.request_time, line.number))
-        used: set[int] = set()
-        window = self.s.timeout_ms
-        timeouts = sorted(
-            (record.request_time, log_number, client_line.number, record.request.request)
-            for log_number, lines in self.logs.clients.items()
-            for client_line in lines
-            if isinstance(record := client_line.record, TimedOut)
-        )
-        for sent, log_number, line_number, request in timeouts:
-            rule.checked += 1
-            candidates = [
-                (received, server_line)
-                for received, server_line in ignored.get(request, [])
-                if server_line not in used and self.within(_ms(received, sent), 0, window)
-            ]
-            if not candidates:
-                rule.findings.append(
-                    f"client{log_number}.log:{line_number}: [{request}] PING timed out "
-                    "but the server did not ignore it"
-                )
-                continue
-            used.add(min(candidates)[1])
-        for entries in ignored.values():
-            for _received, server_line in entries:
-                rule.checked += 1
-                if server_line not in used:
-                    rule.findings.append(
-                        f"server.log:{server_line}: ignored request timed out on no client"
-                    )
-        return rule
-
-    def delays(self) -> Rule:
-        rule = Rule("delays")
-        low, high = self.s.delay_ms.low, self.s.delay_ms.high
-        for line in self.logs.server:
-            if isinstance(line.record, Answered):
-                rule.checked += 1
-                delay = _ms(line.record.response_time, line.record.request_time)
-                if not self.within(delay, low, high):
-                    rule.findings.append(
-                        f"server.log:{line.number}: delay {delay:.0f} ms, not in {low}–{high}"
-                    )
-        return rule
-
-    def intervals(self) -> Rule:
-        rule = Rule("intervals")
-        low, high = self.s.interval_ms.low, self.s.interval_ms.high
-        for log_number, lines in self.logs.clients.items():
-            sent = sorted(
-                (line.record.request.request, line.record.request_time, line.number)
-                for line in lines
-                if isinstance(line.record, Answered | TimedOut)
-            )
-            for (r0, t0, _), (r1, t1, n1) in itertools.pairwise(sent):
-                if r1 != r0 + 1:
-                    continue  # a gap in the numbers is the "requests" rule's finding
-                rule.checked += 1
-                interval = _ms(t1, t0)
-                if not self.within(interval, low, high):
-                    rule.findings.append(
-                        f"client{log_number}.log:{n1}: request {r1} sent {interval:.0f} ms after "
-                        f"request {r0}, not in {low}–{high}"
-                    )
-        return rule
-
-    def timeouts(self) -> Rule:
-        rule = Rule("timeouts")
-        timeout = self.s.timeout_ms
-        for log_number, lines in self.logs.clients.items():
-            for line in lines:
-                record = line.record
-                if isinstance(record, TimedOut):
-                    rule.checked += 1
-                    waited = _ms(record.response_time, record.request_time)
-                    if not self.within(waited, timeout, timeout):
-                        rule.findings.append(
-                            f"client{log_number}.log:{line.number}: timed out after "
-                            f"{waited:.0f} ms, not {timeout}"
-                        )
-                elif isinstance(record, Answered):
-                    rule.checked += 1
-                    round_trip = _ms(record.response_time, record.request_time)
-                    if round_trip > timeout + self.slack:
-                        rule.findings.append(
-                            f"client{log_number}.log:{line.number}: answered after "
-                            f"{round_trip:.0f} ms, past the {timeout} ms timeout"
-                        )
-        return rule
-
-    def ignored_share(self) -> Rule:
-        rule = Rule("ignored share")
-        n = sum(1 for line in self.logs.server if isinstance(line.record, Answered | Ignored))
-        k = sum(1 for line in self.logs.server if isinstance(line.record, Ignored))
-        rule.checked = n
-        p = self.s.ignore
-        if n == 0:
-            return rule
-        if p in (0.0, 1.0):
-            if k != round(n * p):
-                rule.findings.append(f"{k} of {n} requests ignored with probability {p:g}")
-            return rule
-        z = (abs(k - n * p) - 0.5) / math.sqrt(n * p * (1 - p))
-        if z > _Z_BOUND:
-            rule.findings.append(
-                f"{k} of {n} requests ignored ({100 * k / n:.1f} %), expected about "
-                f"{100 * p:g} %: z = {z:.1f} > {_Z_BOUND:g}"
-            )
-        return rule
-
-    def keepalive_cadence(self) -> Rule:
-        rule = Rule("keepalive cadence")
-        period_ms = self.s.keepalive_s * 1000
-        # A round is the keepalives sent within half a period of its first copy (a big
-        # round goes out in batches, with answers in between, but without a pause); its
-        # first copy must sit on the grid of the very first round.
-        rounds: list[tuple[datetime, int, int]] = []  # first copy's time, copies, line
-        previous: datetime | None = None
-        for line in self.logs.server:
-            record = line.record
-            if not isinstance(record, Unpaired):
-                continue
-            if rounds and _ms(record.response_time, rounds[-1][0]) < period_ms / 2:
-                time, copies, first = rounds[-1]
-                rounds[-1] = (time, copies + 1, first)
-                assert previous is not None
-                pause = _ms(record.response_time, previous)
-                if pause > self.slack:
-                    rule.findings.append(
-                        f"server.log:{line.number}: keepalive sent {pause:.0f} ms after "
-                        "the previous copy of its round"
-                    )
-            else:
-                rounds.append((record.response_time, 1, line.number))
-            previous = record.response_time
-        clients = max(len(self.logs.clients), self.s.clients)
-        origin = rounds[0][0] if rounds else None
-        for time, copies, first in rounds:
-            rule.checked += 1
-            if copies > clients:
-                rule.findings.append(
-                    f"server.log:{first}: a keepalive round of {copies} copies "
-                    f"for {clients} clients"
-                )
-            assert origin is not None
-            offset = _ms(time, origin)
-            steps = round(offset / period_ms)
-            drift = offset - steps * period_ms
-            if abs(drift) > self.slack:
-                rule.findings.append(
-                    f"server.log:{first}: keepalive round {drift:+.0f} ms off the "
-                    f"{self.s.keepalive_s:g} s grid"
-                )
-        return rule
-
-    def client_numbers(self) -> Rule:
-        rule = Rule("client numbers")
-        owners: dict[int, set[int]] = defaultdict(set)
-        first: dict[int, int] = {}
-        for log_number, lines in self.logs.clients.items():
-            for line in lines:
-                response = getattr(line.record, "response", None)
-                if isinstance(response, Pong):
-                    owners[response.client].add(log_number)
-                    first.setdefault(log_number, response.client)
-        for client, logs in sorted(owners.items()):
-            rule.checked += 1
-            if len(logs) > 1:
-                names = ", ".join(f"client{n}.log" for n in sorted(logs))
-                rule.findings.append(f"client number {client} appears in {names}")
-        if self.logs.meta:
-            for log_number, client in first.items():
-                if client != log_number:
-                    rule.findings.append(
-                        f"client{log_number}.log starts as client {client}, not {log_number}"
-                    )
-        return rule
-
-
 def check_run(
     folder: Path, slack_ms: float | None = None, settings: RunSettings | None = None
 ) -> CheckReport:
@@ -460,7 +88,7 @@ def check_logs(
         settings = RunSettings()
         notes.append("no valid run.json: checked against the default settings")
     slack = DEFAULT_SLACK_MS if slack_ms is None else slack_ms
-    return CheckReport(folder, slack, _Checker(logs, settings, slack).run(), notes)
+    return CheckReport(folder, slack, Rules(logs, settings, slack).run(), notes)
 
 
 def check_cli(folder: Path, slack_ms: float | None) -> int:

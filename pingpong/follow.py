@@ -41,13 +41,6 @@ class FileFollower:
         self._partial = lines.pop()
         return [line.decode("utf-8", errors="replace") for line in lines]
 
-    def read_all(self) -> list[str]:
-        """Every whole line now in the file past the offset, however many."""
-        lines: list[str] = []
-        while chunk := self.read():
-            lines.extend(chunk)
-        return lines
-
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

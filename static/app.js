@@ -321,91 +321,8 @@
     $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">no run yet</td></tr>`;
   }
 
-  // ---- rendering: charts (uPlot) ---------------------------------------------------------
-  const PALETTE = ["#0969da", "#1a7f37", "#cf222e", "#8250df", "#9a6700", "#bf3989", "#0550ae", "#57606a"];
-
-  const charts = {
-    rtt: null,
-    rttClients: "",
-    rates: null,
-    delays: null,
-
-    reset() {
-      for (const key of ["rtt", "rates", "delays"]) {
-        if (this[key]) this[key].destroy();
-        this[key] = null;
-      }
-      this.rttClients = "";
-    },
-
-    size(el) {
-      return { width: Math.max(200, el.clientWidth), height: 180 };
-    },
-
-    make(el, series, data, extra = {}) {
-      return new uPlot({ ...this.size(el), series, legend: { live: false }, ...extra }, data, el);
-    },
-
-    render() {
-      const live = store.live;
-      if (!live) return;
-      // Round trip per client: one series per client, joined on time.
-      const clients = Object.keys(live.round_trips).sort((a, b) => a - b);
-      if (clients.length) {
-        const tables = clients.map((c) => {
-          const points = live.round_trips[c];
-          return [points.map((p) => p[0]), points.map((p) => p[1])];
-        });
-        const data = uPlot.join(tables);
-        const key = clients.join(",");
-        if (!this.rtt || this.rttClients !== key) {
-          if (this.rtt) this.rtt.destroy();
-          const series = [{}].concat(
-            clients.map((c, i) => ({
-              label: `client${c}`, stroke: PALETTE[i % PALETTE.length], spanGaps: true,
-              points: { show: true, size: 3 },
-            })),
-          );
-          this.rtt = this.make($("#chart-rtt"), series, data);
-          this.rttClients = key;
-        } else {
-          this.rtt.setData(data);
-        }
-      }
-      // Per-second counts.
-      if (live.rates.length) {
-        const r = live.rates;
-        const data = [r.map((b) => b.t), r.map((b) => b.requests), r.map((b) => b.answered),
-          r.map((b) => b.ignored), r.map((b) => b.timed_out)];
-        if (!this.rates) {
-          this.rates = this.make($("#chart-rates"), [{},
-            { label: "requests", stroke: "#0969da" }, { label: "answered", stroke: "#1a7f37" },
-            { label: "ignored", stroke: "#9a6700" }, { label: "timed out", stroke: "#cf222e" }], data);
-        } else {
-          this.rates.setData(data);
-        }
-      }
-      // Histogram of server delays.
-      if (live.delays && live.server && live.server.answered) {
-        const d = live.delays;
-        const data = [d.counts.map((_, i) => d.low + i * d.width), d.counts];
-        if (!this.delays) {
-          this.delays = this.make($("#chart-delays"),
-            [{ label: "delay ms" }, { label: "answers", stroke: "#0a58ca", fill: "rgba(10,88,202,.25)",
-              paths: uPlot.paths.bars({ size: [0.9, 60], align: 1 }), points: { show: false } }],
-            data, { scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } } });
-        } else {
-          this.delays.setData(data);
-        }
-      }
-    },
-
-    resize() {
-      for (const [key, id] of [["rtt", "#chart-rtt"], ["rates", "#chart-rates"], ["delays", "#chart-delays"]]) {
-        if (this[key]) this[key].setSize(this.size($(id)));
-      }
-    },
-  };
+  // ---- rendering: charts (static/charts.js) ------------------------------------------------
+  const charts = window.pingpongCharts;
 
   // ---- rendering: exchanges feed -------------------------------------------------------
   const feed = {
@@ -510,7 +427,7 @@
   function renderAll() {
     renderStatus();
     renderCounters();
-    charts.render();
+    charts.render(store.live);
     feed.render();
   }
 

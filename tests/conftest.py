@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pingpong.logfile import LogWriter
+from pingpong.process import child_environment
 from pingpong.server import Server
 from pingpong.settings import MsRange, ServerSettings
 
@@ -87,9 +88,8 @@ def pingpong_argv(*args: str) -> list[str]:
 
 
 def child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+    """The environment of a child that imports this checkout's pingpong."""
+    return child_environment()
 
 
 def pingpong_processes() -> dict[int, str]:

@@ -36,7 +36,7 @@ def test_read_is_bounded_per_call(tmp_path: Path) -> None:
     follower = FileFollower(path, max_bytes=150)
     assert follower.read() == ["x" * 99]
     assert follower.read() == ["y" * 99]
-    assert follower.read_all() == []
+    assert follower.read() == []
     follower.close()
 
 
