@@ -92,29 +92,45 @@ def child_env() -> dict[str, str]:
     return child_environment()
 
 
+#: Marks every process this test session starts, however deep: children inherit it.
+#: Process checks look only at processes that carry this session's own value, so the
+#: suite never sees (let alone kills) a user's runs, dashboards or another suite's processes.
+TEST_SESSION_ENV = "PINGPONG_TEST_SESSION"
+os.environ[TEST_SESSION_ENV] = f"{os.getpid()}-{time.time_ns()}"
+
+
+def _session_marker() -> bytes:
+    return f"{TEST_SESSION_ENV}={os.environ[TEST_SESSION_ENV]}".encode()
+
+
 def pingpong_processes() -> dict[int, str]:
-    """Live processes running ``python -m pingpong …``: pid → command line (Linux /proc)."""
+    """This session's live ``python -m pingpong …`` processes: pid → command line (Linux /proc)."""
+    marker = _session_marker()
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if not (b"-m" in argv and b"pingpong" in argv):
+                continue
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except (OSError, IndexError):
             continue
-        if b"-m" in argv and b"pingpong" in argv and state != "Z":
+        if state != "Z" and marker in environ:
             found[int(entry.name)] = " ".join(a.decode(errors="replace") for a in argv)
     return found
 
 
 @pytest.fixture
 def no_stray_processes() -> Iterator[None]:
-    """Fail if the test leaves a pingpong process behind (and kill it)."""
+    """Fail if the test leaves one of its own pingpong processes behind (and kill it)."""
     before = set(pingpong_processes())
     yield
     left: dict[int, str] = {}
-    for _ in range(100):
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
         left = {pid: cmd for pid, cmd in pingpong_processes().items() if pid not in before}
         if not left:
             return
