@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pingpong.logformat import Record
 from pingpong.runner import Run, RunFailed, new_run_folder
 from pingpong.settings import RunSettings
 
@@ -35,9 +36,17 @@ class Conflict(Exception):
 
 
 class Supervisor:
-    def __init__(self, runs_dir: Path, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        on_change: Callable[[], None],
+        on_read: Callable[[Record], None] | None = None,
+    ) -> None:
+        """``on_read`` sees each log record as the tailer reads it (the metrics' hook)."""
         self.runs_dir = runs_dir
         self.on_change = on_change
+        self.on_read = on_read
+        self.ended = {"finished": 0, "failed": 0}  # runs that ended, by their final state
         self.run: Run | None = None
         self.live: LiveState | None = None
         self._task: asyncio.Task[None] | None = None
@@ -74,7 +83,7 @@ class Supervisor:
         run = Run(settings, new_run_folder(self.runs_dir), on_change=lambda _run: self.on_change())
         self.run = run
         self.live = LiveState(settings)
-        tailer = RunTailer(run.folder, settings.clients, self.live)
+        tailer = RunTailer(run.folder, settings.clients, self.live, self.on_read)
         self._task = asyncio.create_task(self._drive(run, tailer), name=f"run {run.id}")
         self.on_change()
         logger.info("run %s started: %s", run.id, settings)
@@ -110,6 +119,8 @@ class Supervisor:
                 await poller
             tailer.drain()
             tailer.close()
+            # A run that crashed (a bug) stays "stopping" or "running": it failed too.
+            self.ended["finished" if run.state == "finished" else "failed"] += 1
             logger.info("run %s ended: %s", run.id, run.state)
             self.on_change()
 
