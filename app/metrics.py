@@ -162,7 +162,11 @@ class _RunCollector:
         )
         if run is not None:
             settings = run.settings.to_json().items()
-            labels = {name: _label(value) for name, value in settings if name not in _NOT_LABELS}
+            labels = {
+                name: _label(value)
+                for name, value in settings
+                if name not in _NOT_LABELS and value is not None  # seed: none, no label
+            }
             info.add_metric([], {"run": run.id, **labels})
             start.add_metric([], run.started_at.timestamp())
             elapsed.add_metric([], run.elapsed())
@@ -246,8 +250,6 @@ _NOT_LABELS = {"host", "port"}
 
 
 def _label(value: object) -> str:
-    if value is None:
-        return ""  # an empty label is an absent one
     if isinstance(value, list):
         return "-".join(str(v) for v in value)
     if isinstance(value, float):
