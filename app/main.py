@@ -221,7 +221,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         body, content_type = metrics.exposition(request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
-    @app.get(models.WS_SCHEMA_PATH)
+    @app.get(models.WS_SCHEMA_PATH, response_model=dict[str, Any])
     async def ws_schema() -> JSONResponse:
         """The JSON Schema of the messages WS /ws sends."""
         return JSONResponse(models.ws_schema(), media_type="application/schema+json")
