@@ -216,9 +216,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     @app.get("/metrics", response_class=PlainTextResponse)
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics: OpenMetrics when the scraper asks for it, else the text format."""
-        # In the event loop, not a thread: a scrape reads the live state whole, between
-        # two of the tailer's polls, so its numbers agree with each other.
-        body, content_type = metrics.exposition(request.headers.get("accept", ""))
+        body, content_type = await metrics.exposition(request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
     @app.get(models.WS_SCHEMA_PATH, response_model=dict[str, Any])

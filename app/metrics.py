@@ -19,6 +19,7 @@ Two kinds of metric, in the app's own :class:`~prometheus_client.CollectorRegist
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -56,6 +57,8 @@ STATES = ("idle", "starting", "running", "stopping", "finished", "failed")
 #: Upper bounds of the round-trip buckets: every 50 ms up to 1 s (the default delays are
 #: 100–1000 ms), then wider up to 10 s for slower settings.
 ROUND_TRIP_BUCKETS_MS = (*range(50, 1001, 50), 1250, 1500, 2000, 3000, 5000, 10000)
+# Their "le" labels, written as the library writes them (0.05, 1.0): whole ms / 1000.
+_ROUND_TRIP_LE = [(repr(bound / 1000), bound) for bound in ROUND_TRIP_BUCKETS_MS]
 
 #: Upper bounds of the tailer's lag buckets: it polls every 25 ms, so most lines land below 50.
 LAG_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -93,13 +96,28 @@ class Metrics:
     def watch(self, supervisor: Supervisor, hub: Hub) -> None:
         self.registry.register(_RunCollector(supervisor, hub, self.started))
 
-    def exposition(self, accept: str) -> tuple[bytes, str]:
+    async def exposition(self, accept: str) -> tuple[bytes, str]:
         """The metrics in the format the scraper asked for (``Accept``): body, content type.
 
-        Prometheus asks for OpenMetrics; anything else gets the classic text format.
+        Prometheus asks for OpenMetrics; anything else gets the classic text format. The
+        values are read in the event loop, all at once between two polls of the tailer,
+        so they agree with each other; the text is written in a thread (with 100 clients
+        that is tens of milliseconds the viewers would otherwise wait).
         """
         encode, content_type = choose_encoder(accept)
-        return encode(self.registry), content_type
+        families = list(self.registry.collect())
+        body = await asyncio.to_thread(encode, _Collected(families))
+        return body, content_type
+
+
+class _Collected:
+    """Metrics already read, for the encoder (which takes a collector)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return self.families
 
 
 class _RunCollector:
@@ -233,10 +251,9 @@ class _RunCollector:
                     [label], 0 if client is None else client.keepalives, created=created
                 )
                 trips = None if client is None else client.round_trips
-                # Bounds written as the library writes them (0.05, 1.0): whole ms / 1000.
                 buckets = [
-                    (repr(bound / 1000), 0 if trips is None else trips.count_at_most(bound))
-                    for bound in ROUND_TRIP_BUCKETS_MS
+                    (le, 0 if trips is None else trips.count_at_most(bound))
+                    for le, bound in _ROUND_TRIP_LE
                 ]
                 buckets.append(("+Inf", 0 if trips is None else trips.count))
                 total_s = 0.0 if trips is None else trips.total / 1000
