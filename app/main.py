@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
 
 from .history import list_runs, log_path, read_run
 from .hub import Hub
+from .live import time_zone
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor
 
@@ -51,6 +53,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def create_app(runs_dir: Path | None = None) -> FastAPI:
     runs = runs_dir or Path(os.environ.get(RUNS_DIR_ENV, "runs"))
     templates = Jinja2Templates(directory=_asset_dir("templates"))
+    static = _asset_dir("static")
     hub: Hub
     run_changed = False  # the run moved on (state, processes, clients) since the last update
 
@@ -68,6 +71,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             "run": supervisor.describe_run(),
             "live": live,
             "defaults": DEFAULTS,
+            "time_zone": time_zone(datetime.now().astimezone()),
         }
 
     def update() -> dict[str, Any] | None:
@@ -97,7 +101,12 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
-    app.mount("/static", StaticFiles(directory=_asset_dir("static")), name="static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it by this name whatever the page links (bookmarks, tabs).
+        return FileResponse(static / "favicon.ico", media_type="image/x-icon")
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
