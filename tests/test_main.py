@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,8 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from app.main import create_app
+
+from .conftest import wait_until
 
 SHORT = {"clients": 2, "duration": 30, "interval_ms": [50, 200], "delay_ms": [10, 100],
          "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
@@ -26,14 +27,20 @@ def client(tmp_path: Path, no_stray_processes: None) -> Iterator[TestClient]:
         yield test_client
 
 
-def wait_for_state(client: TestClient, *states: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def status_when(
+    client: TestClient, condition: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The status once ``condition`` holds of it."""
+
+    def reached() -> dict[str, Any] | None:
         status: dict[str, Any] = client.get("/api/status").json()
-        if status["state"] in states:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"state never became {states}: {status['state']}")
+        return status if condition(status) else None
+
+    return wait_until(reached, what)
+
+
+def wait_for_state(client: TestClient, *states: str) -> dict[str, Any]:
+    return status_when(client, lambda s: s["state"] in states, f"the state to become {states}")
 
 
 def test_fresh_app_is_idle(client: TestClient) -> None:
@@ -91,10 +98,10 @@ def test_run_life_cycle(client: TestClient) -> None:
     assert client.post("/api/start", json={}).status_code == 409
     status = wait_for_state(client, "running")
     assert status["run"]["address"].startswith("127.0.0.1:")
-    time.sleep(1)
+    status_when(client, lambda s: s["counters"]["server"]["requests"] > 5, "6 requests")
     assert client.post("/api/start", json=SHORT).status_code == 409
     assert client.post("/api/stop").status_code == 202
-    status = wait_for_state(client, "finished", "failed", timeout=15)
+    status = wait_for_state(client, "finished", "failed")
     assert status["state"] == "finished"
     assert status["run"]["stopped_by"] == "stop"
     assert status["run"]["check"]["ok"] is True
