@@ -30,7 +30,9 @@ async def start_fake(handler: Handler, port: int = 0) -> asyncio.Server:
     tasks: set[asyncio.Task[None]] = set()
 
     async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        task = asyncio.current_task()
+        assert task is not None  # a handler runs in a task of its own
+        tasks.add(task)
         try:
             await handler(reader, writer)
         finally:

@@ -146,7 +146,7 @@ def test_keepalive_rounds_keep_a_fixed_rate(tmp_path: Path) -> None:
             assert await next_round() >= 1
             # A stalled loop, past rounds 2 to 4 and half way to round 5: a server timing
             # each round from the one before would stay half a period off the grid.
-            time.sleep(max(0.0, start + 4.5 * period - loop.time()))  # noqa: ASYNC251
+            time.sleep(max(0.0, start + 4.5 * period - loop.time()))  # noqa: ASYNC251 - on purpose
             await next_round()  # round 2, late, as soon as the loop runs again
             after = [await next_round() for _ in range(5)]
             await close(writer)
