@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pingpong.check import check_run
 from pingpong.logfile import LogWriter
 from pingpong.process import child_environment
 from pingpong.server import Server
@@ -42,6 +43,10 @@ WAIT_S = 30.0
 #: at the wall clock (an upper bound on a delay), chosen well short of what the test
 #: tells apart (a delay that waited behind others, a stop that waited for a deadline).
 LATE_MS = 500
+#: The checker's timing slack for the runs the tests make. The default, 20 ms, is for a
+#: machine doing nothing else; on a loaded one, timers fire up to tens of milliseconds
+#: late. What the tests corrupt in a run is far larger.
+SLACK_MS = 100
 
 
 def wait_until(
@@ -122,6 +127,17 @@ async def serving(
             yield RunningServer(server, port, Path(settings.log_file), out, err)
         finally:
             await server.stop()
+
+
+def assert_checked(recorded: object, folder: Path) -> None:
+    """``recorded`` is the checker's verdict on the run in ``folder``, and the run is right.
+
+    The dashboard checks with the default slack, which a loaded machine may exceed, so
+    the run itself is judged with :data:`SLACK_MS`.
+    """
+    assert recorded == check_run(folder).to_json()
+    report = check_run(folder, SLACK_MS)
+    assert report.ok, report.format()
 
 
 def pingpong_argv(*args: str) -> list[str]:

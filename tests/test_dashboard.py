@@ -13,9 +13,14 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from pingpong.check import check_run
-
-from .conftest import WAIT_S, Dashboard, pingpong_processes, start_dashboard, wait_until
+from .conftest import (
+    WAIT_S,
+    Dashboard,
+    assert_checked,
+    pingpong_processes,
+    start_dashboard,
+    wait_until,
+)
 
 FAST = {"interval_ms": [50, 200], "delay_ms": [10, 100], "timeout_ms": 300, "keepalive_s": 0.5}
 
@@ -65,8 +70,7 @@ def test_a_run_streams_live_and_finishes_by_itself(dashboard: Dashboard) -> None
         assert exchanges_while_running > 0  # live, not only once the run is over
     _code, detail = dashboard.request("GET", f"/api/runs/{run['id']}")
     assert detail["stopped_by"] == "deadline"
-    assert detail["check"]["ok"] is True
-    assert check_run(dashboard.runs_dir / run["id"]).ok
+    assert_checked(detail["check"], dashboard.runs_dir / run["id"])
 
 
 def test_stop_mid_run(dashboard: Dashboard) -> None:
@@ -82,7 +86,7 @@ def test_stop_mid_run(dashboard: Dashboard) -> None:
     assert time.monotonic() - asked < 20
     assert status["state"] == "finished"
     assert status["run"]["stopped_by"] == "stop"
-    assert check_run(dashboard.runs_dir / run["id"]).ok
+    assert_checked(status["run"]["check"], dashboard.runs_dir / run["id"])
 
 
 def test_a_killed_client_fails_the_run(dashboard: Dashboard) -> None:
@@ -112,7 +116,7 @@ def test_app_shutdown_stops_the_run_gracefully(tmp_path: Path, no_stray_processe
     meta = json.loads((tmp_path / "runs" / run["id"] / "run.json").read_text())
     assert meta["state"] == "finished"
     assert meta["stopped_by"] == "app shutdown"
-    assert check_run(tmp_path / "runs" / run["id"]).ok
+    assert_checked(meta["check"], tmp_path / "runs" / run["id"])
 
 
 def test_app_killed_hard_leaves_no_process(tmp_path: Path, no_stray_processes: None) -> None:

@@ -14,7 +14,7 @@ from starlette.testclient import WebSocketDenialResponse
 
 from app.main import create_app
 
-from .conftest import wait_until
+from .conftest import assert_checked, wait_until
 
 SHORT = {"clients": 2, "duration": 30, "interval_ms": [50, 200], "delay_ms": [10, 100],
          "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
@@ -89,7 +89,7 @@ def test_stop_without_a_run_is_409(client: TestClient) -> None:
     assert client.post("/api/stop").status_code == 409
 
 
-def test_run_life_cycle(client: TestClient) -> None:
+def test_run_life_cycle(client: TestClient, tmp_path: Path) -> None:
     started = client.post("/api/start", json=SHORT)
     assert started.status_code == 202
     run = started.json()
@@ -104,14 +104,14 @@ def test_run_life_cycle(client: TestClient) -> None:
     status = wait_for_state(client, "finished", "failed")
     assert status["state"] == "finished"
     assert status["run"]["stopped_by"] == "stop"
-    assert status["run"]["check"]["ok"] is True
+    assert_checked(status["run"]["check"], tmp_path / "runs" / run["id"])
     assert status["counters"]["server"]["requests"] > 5
     assert client.post("/api/stop").status_code == 409  # nothing active any more
 
     runs = client.get("/api/runs").json()
     assert [r["id"] for r in runs] == [run["id"]]
     detail = client.get(f"/api/runs/{run['id']}").json()
-    assert detail["check"]["ok"] is True
+    assert detail["check"] == status["run"]["check"]
     assert detail["logs"][:3] == ["server.log", "client1.log", "client2.log"]
     log = client.get(f"/api/runs/{run['id']}/logs/server.log")
     assert log.status_code == 200

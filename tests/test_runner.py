@@ -18,6 +18,7 @@ from pingpong.runner import Run, new_run_folder
 from pingpong.settings import MsRange, RunSettings
 
 from .conftest import (
+    SLACK_MS,
     child_env,
     pingpong_argv,
     pingpong_processes,
@@ -68,7 +69,10 @@ def wait_until_running(runs: Path, requests: int) -> Path:
 def test_run_end_to_end_passes_check(
     tmp_path: Path, clients: int, no_stray_processes: None
 ) -> None:
-    process = start_run(tmp_path, "--clients", str(clients), "--duration", "3", "--seed", "42")
+    process = start_run(
+        tmp_path, "--clients", str(clients), "--duration", "3", "--seed", "42",
+        "--slack-ms", str(SLACK_MS),
+    )  # fmt: skip
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, out + err
     folder = only_run(tmp_path)
@@ -81,12 +85,16 @@ def test_run_end_to_end_passes_check(
     assert meta["state"] == "finished"
     assert meta["stopped_by"] == "deadline"
     assert meta["check"]["ok"] is True
+    assert meta["check"]["slack_ms"] == SLACK_MS  # the slack asked for
     assert [p["exit_code"] for p in meta["processes"]] == [0] * (clients + 1)
     assert len(meta["summary"]["clients"]) == clients
     assert meta["summary"]["server"]["requests"] > 10 * clients
     # The CLI checker agrees with the one the runner ran.
     check = subprocess.run(
-        pingpong_argv("check", str(folder)), capture_output=True, text=True, env=child_env()
+        pingpong_argv("check", str(folder), "--slack-ms", str(SLACK_MS)),
+        capture_output=True,
+        text=True,
+        env=child_env(),
     )
     assert check.returncode == 0, check.stdout
     assert f"check {folder}: PASS" in check.stdout
@@ -102,7 +110,7 @@ def test_sigterm_mid_run_leaves_complete_logs(tmp_path: Path, no_stray_processes
     assert meta["state"] == "finished"
     assert meta["stopped_by"].startswith("signal")
     assert meta["elapsed"] < 45  # well before the 60 s deadline
-    assert check_run(folder).ok  # every line whole, every request with its outcome
+    assert check_run(folder, SLACK_MS).ok  # every line whole, every request with its outcome
 
 
 def test_killed_runner_leaves_no_process(tmp_path: Path, no_stray_processes: None) -> None:
