@@ -34,8 +34,9 @@ FAST = [
 
 
 def start_run(runs: Path, *args: str) -> subprocess.Popen[str]:
+    slack = ["--slack-ms", str(SLACK_MS)]
     return subprocess.Popen(
-        pingpong_argv("run", "--runs-dir", str(runs), *FAST, *args),
+        pingpong_argv("run", "--runs-dir", str(runs), *FAST, *slack, *args),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -69,10 +70,7 @@ def wait_until_running(runs: Path, requests: int) -> Path:
 def test_run_end_to_end_passes_check(
     tmp_path: Path, clients: int, no_stray_processes: None
 ) -> None:
-    process = start_run(
-        tmp_path, "--clients", str(clients), "--duration", "3", "--seed", "42",
-        "--slack-ms", str(SLACK_MS),
-    )  # fmt: skip
+    process = start_run(tmp_path, "--clients", str(clients), "--duration", "3", "--seed", "42")
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, out + err
     folder = only_run(tmp_path)
