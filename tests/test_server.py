@@ -134,24 +134,25 @@ def test_keepalive_rounds_keep_a_fixed_rate(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
+        before = loop.time()
         async with serving(tmp_path, keepalive_s=period) as s:
-            start = loop.time()  # the server took its own start a moment before
+            started = loop.time()  # the server's own start is between the two
             reader, writer = await connect(s.port)
 
             async def next_round() -> float:
-                """When the next keepalive came, in periods since the start."""
+                """When the next keepalive came, in periods since the start (at most)."""
                 assert isinstance(parse_response(await reader.readline()), Keepalive)
-                return (loop.time() - start) / period
+                return (loop.time() - before) / period
 
             assert await next_round() >= 1
             # A stalled loop, past rounds 2 to 4 and half way to round 5: a server timing
             # each round from the one before would stay half a period off the grid.
-            time.sleep(max(0.0, start + 4.5 * period - loop.time()))  # noqa: ASYNC251 - on purpose
+            time.sleep(max(0.0, started + 4.5 * period - loop.time()))  # noqa: ASYNC251 - on purpose
             await next_round()  # round 2, late, as soon as the loop runs again
             after = [await next_round() for _ in range(5)]
             await close(writer)
         # Rounds 3 and 4 are skipped, not sent in a burst once the loop runs again...
-        assert after[0] > 4.9, after
+        assert after[0] >= 5, after
         skipped = re.search(r"loop stalled: ([0-9]+) keepalive rounds skipped", s.err.getvalue())
         assert skipped is not None
         assert int(skipped[1]) >= 2
