@@ -62,6 +62,13 @@ def _add_client_timing(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_slack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--slack-ms", type=float, default=None,
+        help="the check's scheduling slack on every timing rule (default 20)",
+    )  # fmt: skip
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pingpong", description=__doc__.splitlines()[0] if __doc__ else None)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -74,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-dir", default=None, help="write the run into this folder instead")
     _add_server_timing(run)
     _add_client_timing(run)
+    _add_slack(run)
 
     server = commands.add_parser("server", help="run the server alone")
     _add_common(server, port=8888)
@@ -89,10 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check", help="verify a run's logs against the spec")
     check.add_argument("run_dir", metavar="RUN_DIR", type=Path)
-    check.add_argument(
-        "--slack-ms", type=float, default=None,
-        help="scheduling slack allowed on every timing rule (default 20)",
-    )  # fmt: skip
+    _add_slack(check)
 
     from .bench import add_arguments
 
@@ -138,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from .runner import run_cli
 
-        return asyncio.run(run_cli(run_settings, Path(args.runs_dir), args.log_dir))
+        return asyncio.run(run_cli(run_settings, Path(args.runs_dir), args.log_dir, args.slack_ms))
     if args.command == "bench":
         from .bench import bench_cli
 

@@ -334,7 +334,9 @@ def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat(timespec="milliseconds")
 
 
-async def run_cli(settings: RunSettings, runs_dir: Path, log_dir: str | None) -> int:
+async def run_cli(
+    settings: RunSettings, runs_dir: Path, log_dir: str | None, slack_ms: float | None = None
+) -> int:
     """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
     from .stats import format_summary
 
@@ -348,7 +350,7 @@ async def run_cli(settings: RunSettings, runs_dir: Path, log_dir: str | None) ->
             return 2
     else:
         folder = new_run_folder(runs_dir)
-    run = Run(settings, folder)
+    run = Run(settings, folder, slack_ms=slack_ms)
     stop = Stop()
     stop.install()
     watcher = asyncio.create_task(stop.requested.wait())

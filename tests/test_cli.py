@@ -9,7 +9,7 @@ import pytest
 
 from pingpong.__main__ import main
 
-from .conftest import child_env, pingpong_argv
+from .conftest import SLACK_MS, child_env, pingpong_argv
 
 
 @pytest.mark.parametrize(
@@ -49,6 +49,7 @@ def test_zero_delay_and_ignore_are_valid(tmp_path: Path) -> None:
         pingpong_argv(
             "run", "--delay-ms", "0-0", "--ignore", "0", "--duration", "1", "--clients", "1",
             "--interval-ms", "20-40", "--timeout-ms", "500", "--runs-dir", str(tmp_path),
+            "--slack-ms", str(SLACK_MS),
         ),
         capture_output=True, text=True, env=child_env(), timeout=60,
     )  # fmt: skip

@@ -247,4 +247,6 @@ def test_time_zone_of_the_logs() -> None:
     assert at(timedelta(hours=-3, minutes=-30))["utc_offset_s"] == -12600
     assert at(timedelta(0), "UTC")["label"] == "UTC"
     local = time_zone(datetime.now().astimezone())
-    assert local["utc_offset_s"] == round(datetime.now().astimezone().utcoffset().total_seconds())
+    offset = datetime.now().astimezone().utcoffset()
+    assert offset is not None
+    assert local["utc_offset_s"] == round(offset.total_seconds())

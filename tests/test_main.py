@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from app.main import create_app
+
+from .conftest import assert_checked, wait_until
 
 SHORT = {"clients": 2, "duration": 30, "interval_ms": [50, 200], "delay_ms": [10, 100],
          "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
@@ -27,14 +28,20 @@ def client(tmp_path: Path, no_stray_processes: None) -> Iterator[TestClient]:
         yield test_client
 
 
-def wait_for_state(client: TestClient, *states: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def status_when(
+    client: TestClient, condition: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The status once ``condition`` holds of it."""
+
+    def reached() -> dict[str, Any] | None:
         status: dict[str, Any] = client.get("/api/status").json()
-        if status["state"] in states:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"state never became {states}: {status['state']}")
+        return status if condition(status) else None
+
+    return wait_until(reached, what)
+
+
+def wait_for_state(client: TestClient, *states: str) -> dict[str, Any]:
+    return status_when(client, lambda s: s["state"] in states, f"the state to become {states}")
 
 
 def test_fresh_app_is_idle(client: TestClient) -> None:
@@ -83,7 +90,7 @@ def test_stop_without_a_run_is_409(client: TestClient) -> None:
     assert client.post("/api/stop").status_code == 409
 
 
-def test_run_life_cycle(client: TestClient) -> None:
+def test_run_life_cycle(client: TestClient, tmp_path: Path) -> None:
     started = client.post("/api/start", json=SHORT)
     assert started.status_code == 202
     run = started.json()
@@ -92,20 +99,20 @@ def test_run_life_cycle(client: TestClient) -> None:
     assert client.post("/api/start", json={}).status_code == 409
     status = wait_for_state(client, "running")
     assert status["run"]["address"].startswith("127.0.0.1:")
-    time.sleep(1)
+    status_when(client, lambda s: s["counters"]["server"]["requests"] > 5, "6 requests")
     assert client.post("/api/start", json=SHORT).status_code == 409
     assert client.post("/api/stop").status_code == 202
-    status = wait_for_state(client, "finished", "failed", timeout=15)
+    status = wait_for_state(client, "finished", "failed")
     assert status["state"] == "finished"
     assert status["run"]["stopped_by"] == "stop"
-    assert status["run"]["check"]["ok"] is True
+    assert_checked(status["run"]["check"], tmp_path / "runs" / run["id"])
     assert status["counters"]["server"]["requests"] > 5
     assert client.post("/api/stop").status_code == 409  # nothing active any more
 
     runs = client.get("/api/runs").json()
     assert [r["id"] for r in runs] == [run["id"]]
     detail = client.get(f"/api/runs/{run['id']}").json()
-    assert detail["check"]["ok"] is True
+    assert detail["check"] == status["run"]["check"]
     assert detail["logs"][:3] == ["server.log", "client1.log", "client2.log"]
     log = client.get(f"/api/runs/{run['id']}/logs/server.log")
     assert log.status_code == 200
