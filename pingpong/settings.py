@@ -259,6 +259,7 @@ class Setting(Generic[T]):
             "maximum": self.maximum,
             "unit": self.unit,
             "nullable": self.nullable,
+            "none": self.none,
             "label": self.label,
             "description": self.description,
             "flag": self.flag,

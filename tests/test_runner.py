@@ -77,7 +77,8 @@ def test_sigterm_mid_run_leaves_complete_logs(tmp_path: Path, no_stray_processes
     folder = only_run(tmp_path)
     meta = json.loads((folder / "run.json").read_text())
     assert meta["state"] == "finished"
-    assert meta["stopped_by"].startswith("signal")
+    assert meta["stopped_by"] == "SIGTERM"
+    assert "finished (stopped by SIGTERM)" in out
     assert meta["elapsed"] < 10
     assert check_run(folder).ok  # every line whole, every request with its outcome
 
