@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, Setti
 
 from .history import list_runs, log_path, read_run
 from .hub import Hub
+from .live import time_zone
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor
 
@@ -57,6 +59,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     # Runs listen on loopback only, as the dashboard does, unless this is set.
     loopback_only = os.environ.get(REMOTE_BIND_ENV) != "1"
     templates = Jinja2Templates(directory=_asset_dir("templates"))
+    static = _asset_dir("static")
     hub: Hub
     run_changed = False  # the run moved on (state, processes, clients) since the last update
 
@@ -75,6 +78,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             "live": live,
             "defaults": DEFAULTS,
             "schema": SCHEMA,
+            "time_zone": time_zone(datetime.now().astimezone()),
         }
 
     def update() -> dict[str, Any] | None:
@@ -104,7 +108,12 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
-    app.mount("/static", StaticFiles(directory=_asset_dir("static")), name="static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it by this name whatever the page links (bookmarks, tabs).
+        return FileResponse(static / "favicon.ico", media_type="image/x-icon")
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:

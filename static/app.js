@@ -34,6 +34,7 @@
     live: null,
     runId: null,
     receivedAt: performance.now(), // when run.elapsed was measured, for the local clock
+    zone: null, // the logs' time zone, from the snapshot
   };
 
   function emptyLive() {
@@ -46,6 +47,9 @@
     store.live = message.live || emptyLive();
     store.runId = message.run ? message.run.id : null;
     store.receivedAt = performance.now();
+    if (message.time_zone) store.zone = message.time_zone;
+    charts.offset = store.zone ? store.zone.utc_offset_s : 0;
+    renderZone();
     charts.reset();
     renderAll();
   }
@@ -72,6 +76,13 @@
       const lastId = into.exchanges.length ? into.exchanges[into.exchanges.length - 1].id : -1;
       const fresh = live.exchanges.filter((e) => e.id > lastId);
       into.exchanges = into.exchanges.concat(fresh).slice(-MAX_EXCHANGES);
+      // Ignored requests whose client became known (by its timeout) since they were sent.
+      if (live.attributed && live.attributed.length) {
+        const byId = new Map(into.exchanges.map((e) => [e.id, e]));
+        for (const { id, client } of live.attributed) {
+          if (byId.has(id)) byId.get(id).client = client;
+        }
+      }
       for (const [client, points] of Object.entries(live.round_trips)) {
         const known = into.round_trips[client] || [];
         const lastKnown = known.length ? known[known.length - 1][2] : -1;
@@ -260,7 +271,8 @@
     const errors = validate(settings);
     showErrors(errors);
     if (Object.keys(errors).length) return;
-    $("#start").disabled = true;
+    if (!usable($("#start"))) return; // Enter in a field while a run is active
+    setUsable($("#start"), false);
     const { status, data } = await post("/api/start", settings);
     if (status === 202) {
       showErrors({});
@@ -280,16 +292,27 @@
   });
 
   $("#stop").addEventListener("click", async () => {
-    $("#stop").disabled = true;
+    if (!usable($("#stop"))) return;
+    setUsable($("#stop"), false);
     const { status, data } = await post("/api/stop");
     if (status !== 202) $("#form-error").textContent = (data && data.detail) || `stop failed (${status})`;
     renderButtons();
   });
 
+  // Start and Stop are marked aria-disabled, not disabled: a disabled button drops the
+  // keyboard focus to <body>. Focus stays on the button just pressed until the other one
+  // is the one that makes sense, then moves there (Start → Stop → Start).
+  const usable = (button) => button.getAttribute("aria-disabled") !== "true";
+  const setUsable = (button, value) => button.setAttribute("aria-disabled", String(!value));
+
   function renderButtons() {
     const active = ACTIVE.has(store.state);
-    $("#start").disabled = active || !connection.live;
-    $("#stop").disabled = !active || store.state === "stopping" || !connection.live;
+    const focused = document.activeElement;
+    setUsable($("#start"), !active && connection.live);
+    setUsable($("#stop"), active && store.state !== "stopping" && connection.live);
+    for (const [from, to] of [["#start", "#stop"], ["#stop", "#start"]]) {
+      if (focused === $(from) && !usable($(from)) && usable($(to))) $(to).focus();
+    }
   }
 
   // ---- rendering: status ------------------------------------------------------------
@@ -307,6 +330,27 @@
     $("#elapsed").textContent = clock(elapsed);
     $("#remaining").textContent = run && ACTIVE.has(run.state) ? clock(duration - elapsed) : "—";
     $("#progress").value = run && duration ? Math.min(1, elapsed / duration) : 0;
+    if (run && ACTIVE.has(run.state)) {
+      const cell = document.querySelector(`#history tr[data-run="${CSS.escape(run.id)}"] .duration`);
+      if (cell) cell.textContent = clock(elapsed);
+    }
+  }
+
+  // What an empty table or chart says: what is coming, or why there is nothing.
+  function emptyText(what) {
+    const run = store.run;
+    if (!run) return "no run yet";
+    if (run.state === "starting") return "waiting for clients…";
+    if (ACTIVE.has(run.state)) return `no ${what} yet`;
+    return `no ${what} in this run`;
+  }
+
+  function renderZone() {
+    const zone = store.zone;
+    const el = $("#time-zone");
+    if (!zone) return;
+    const name = zone.name && zone.name !== zone.label ? ` (${zone.name})` : "";
+    el.textContent = `times: ${zone.label}${name}, 24-hour`;
   }
 
   function renderStatus() {
@@ -324,7 +368,7 @@
         (p) => `<tr><td>${escapeHtml(p.role)}</td><td>${text(p.pid)}</td>
           <td>${escapeHtml(p.state)}${p.killed ? " (killed)" : ""}</td><td>${text(p.exit_code)}</td></tr>`,
       )
-      .join("");
+      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : "no run yet"}</td></tr>`;
     renderClock();
     renderButtons();
   }
@@ -349,7 +393,8 @@
         <td>${c.timed_out}</td><td>${c.late}</td><td>${c.keepalives}</td><td>${ms(rt.min)}</td>
         <td>${ms(rt.avg)}</td><td>${ms(rt.p50)}</td><td>${ms(rt.p95)}</td><td>${ms(rt.max)}</td></tr>`;
     });
-    $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">no run yet</td></tr>`;
+    const waiting = store.run && ACTIVE.has(store.run.state) ? "waiting for clients…" : emptyText("client logs");
+    $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">${waiting}</td></tr>`;
   }
 
   // ---- rendering: charts (static/charts.js) ------------------------------------------------
@@ -358,6 +403,7 @@
   // ---- rendering: exchanges feed -------------------------------------------------------
   const feed = {
     paused: false,
+    shownUpTo: -1, // the newest id on screen when paused
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
 
@@ -370,20 +416,37 @@
           Array.from(clients).map((c) => `<option value="${c}">client${c}</option>`).join("");
         select.value = clients.has(this.client) ? this.client : "";
       }
-      if (this.paused) return;
-      const rows = ((store.live && store.live.exchanges) || [])
+      const all = (store.live && store.live.exchanges) || [];
+      const shown = all
         .filter((e) => this.outcomes.has(e.outcome))
-        .filter((e) => this.client === "" || String(e.client) === this.client)
+        // server.log does not name the client of an ignored request; until its timeout
+        // does, the row belongs to every client.
+        .filter((e) => this.client === "" || String(e.client) === this.client ||
+          (e.client === null && e.outcome === "ignored"));
+      if (this.paused) {
+        const held = shown.filter((e) => e.id > this.shownUpTo).length;
+        $("#held-back").textContent = held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet";
+        return;
+      }
+      $("#held-back").textContent = "";
+      this.shownUpTo = all.length ? all[all.length - 1].id : -1;
+      const active = ACTIVE.has(store.state);
+      const rows = shown
         .slice()
-        .reverse()
+        .sort((a, b) => b.t - a.t || b.id - a.id) // newest first, by the time shown
         .map((e) => {
           const kind = OUTCOME_CLASS(e.outcome);
           const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
-          return `<tr class="row-${kind}"><td>${e.time}</td><td>${e.client === null ? "—" : `client${e.client}`}</td>
-            <td>${text(e.request)}</td><td>${text(e.response)}</td><td>${rt}</td>
-            <td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
+          let client = e.client === null ? "—" : `client${e.client}`;
+          if (e.client === null && e.outcome === "ignored") {
+            client = `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
+          }
+          return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${client}</td>
+            <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
+            <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
         });
-      $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no exchanges</td></tr>`;
+      const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
+      $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">${none}</td></tr>`;
     },
   };
 
@@ -400,6 +463,7 @@
   }
   $("#pause").addEventListener("click", (event) => {
     feed.paused = !feed.paused;
+    if (!feed.paused) feed.shownUpTo = -1;
     event.target.textContent = feed.paused ? "Resume" : "Pause";
     event.target.setAttribute("aria-pressed", String(feed.paused));
     feed.render();
@@ -443,12 +507,22 @@
                 .slice(0, 20).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
         }
         const logs = (run.logs || [])
-          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}">${escapeHtml(name)}</a>`)
+          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}" aria-label="${escapeHtml(`${name} of run ${run.id}`)}">${escapeHtml(name)}</a>`)
           .join("");
         const duration = run.elapsed === undefined ? "—" : clock(run.elapsed);
-        return `<tr data-run="${escapeHtml(run.id)}"><td>${escapeHtml(run.id)}${run.error ? `<br><small class="verdict-fail">${escapeHtml(run.error).slice(0, 200)}</small>` : ""}</td>
-          <td>${duration}</td><td class="muted">${escapeHtml(settings)}</td><td>${escapeHtml(totals)}</td>
-          <td>${verdict}</td><td class="logs">${logs}</td></tr>`;
+        // A failed run's error (a process's stderr tail) goes under its row: its first
+        // line, shortened, and the whole text on demand.
+        let error = "";
+        if (run.error) {
+          const first = run.error.split("\n")[0];
+          const short = first.length > 140 ? `${first.slice(0, 140)}…` : first;
+          error = `<tr class="run-error-row" data-error-of="${escapeHtml(run.id)}"><td colspan="6"><details>
+            <summary class="verdict-fail">${escapeHtml(short)}</summary><pre>${escapeHtml(run.error)}</pre></details></td></tr>`;
+        }
+        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run">${escapeHtml(run.id)}</td>
+          <td class="duration" data-label="duration">${duration}</td><td class="muted" data-label="settings">${escapeHtml(settings)}</td>
+          <td data-label="totals">${escapeHtml(totals)}</td><td data-label="check">${verdict}</td>
+          <td class="logs" data-label="logs">${logs}</td></tr>${error}`;
       });
       $("#history").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no runs yet</td></tr>`;
     },
@@ -459,7 +533,9 @@
     renderStatus();
     renderForm();
     renderCounters();
-    charts.render(store.live);
+    charts.render(store.live, {
+      rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
+    });
     feed.render();
   }
 

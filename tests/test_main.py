@@ -7,6 +7,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,11 @@ def test_websocket_snapshot_and_origin(client: TestClient) -> None:
         assert message["seq"] >= 1
         assert message["state"] == "idle"
         assert message["defaults"]["clients"] == 2
+        # The zone of the log times, which the logs themselves do not say.
+        offset = datetime.now().astimezone().utcoffset()
+        assert offset is not None
+        assert message["time_zone"]["utc_offset_s"] == round(offset.total_seconds())
+        assert message["time_zone"]["label"].startswith("UTC")
     with client.websocket_connect(
         "ws://localhost/ws", headers={"origin": "http://localhost"}
     ) as ws:
@@ -296,3 +302,16 @@ def test_websocket_snapshot_and_origin(client: TestClient) -> None:
         client.websocket_connect("ws://localhost/ws", headers={"host": "evil.example"}),
     ):
         pass
+
+
+def test_favicon(client: TestClient) -> None:
+    icon = client.get("/favicon.ico")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header: one image follows
+    assert icon.content[22:30] == b"\x89PNG\r\n\x1a\n"
+    page = client.get("/").text
+    linked = re.findall(r'<link rel="icon" href="([^"]+)"', page)
+    assert linked
+    for href in linked:
+        assert client.get(href).status_code == 200, href
