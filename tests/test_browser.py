@@ -308,7 +308,7 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         # Both tabs show the run's settings, read-only, not the defaults.
         for tab in (page, other):
             assert tab.input_value("#settings [name=interval_ms_min]") == "50"
-            assert tab.input_value("#settings [name=duration]") == "30"
+            assert tab.input_value("#settings [name=duration]") == "120"
             assert tab.get_attribute("#settings [name=clients]", "readonly") is not None
         assert_no_sideways_scroll(other, ".feed .scroll", ".history .scroll")
         # An ignored request's row gets its client when the client's timeout is read,
