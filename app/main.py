@@ -1,4 +1,4 @@
-"""The dashboard service: ``uvicorn app.main:app`` (SPEC §9).
+"""The dashboard service: ``uvicorn app.main:app``.
 
 Routes are thin: run control lives in :mod:`app.supervisor`, traffic state in
 :mod:`app.live`, fan-out in :mod:`app.hub`, Host/Origin checks in
@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
+from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
 
 from .history import list_runs, log_path, read_run
 from .hub import Hub
@@ -34,6 +34,10 @@ from .supervisor import Conflict, Supervisor
 __all__ = ["RUNS_DIR_ENV", "app", "create_app"]
 
 RUNS_DIR_ENV = "PINGPONG_RUNS_DIR"
+#: Largest body of ``POST /api/start``; settings take a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: The run's settings as the page builds its form from them (pingpong.settings).
+SCHEMA = RUN.to_json()
 logger = logging.getLogger("app")
 
 
@@ -52,6 +56,8 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(runs_dir: Path | None = None) -> FastAPI:
     runs = runs_dir or Path(os.environ.get(RUNS_DIR_ENV, "runs"))
+    # Runs listen on loopback only, as the dashboard does, unless this is set.
+    loopback_only = os.environ.get(REMOTE_BIND_ENV) != "1"
     templates = Jinja2Templates(directory=_asset_dir("templates"))
     static = _asset_dir("static")
     hub: Hub
@@ -71,6 +77,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             "run": supervisor.describe_run(),
             "live": live,
             "defaults": DEFAULTS,
+            "schema": SCHEMA,
             "time_zone": time_zone(datetime.now().astimezone()),
         }
 
@@ -110,11 +117,14 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
+        run = supervisor.run
+        values = run.settings.to_json() if run is not None else DEFAULTS
         return templates.TemplateResponse(
             request,
             "index.html",
-            {"snapshot": _script_json(snapshot()), "state": supervisor.state, "defaults": DEFAULTS},
-        )
+            {"snapshot": _script_json(snapshot()), "state": supervisor.state, "schema": SCHEMA,
+             "values": values},
+        )  # fmt: skip
 
     @app.get("/api/status")
     async def status() -> dict[str, Any]:
@@ -122,15 +132,22 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
 
     @app.post("/api/start", status_code=202)
     async def start(request: Request) -> JSONResponse:
-        body = await request.body()
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, f"the body is over {MAX_BODY_BYTES} bytes; settings take far less")
         try:
             data = json.loads(body) if body.strip() else {}
         except ValueError as exc:
             return _invalid([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json"}])
+        except RecursionError:
+            return _invalid([{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json"}])
         if not isinstance(data, dict):
-            return _invalid([{"loc": ["body"], "msg": "expected a JSON object", "type": "type"}])
+            return _invalid([{"loc": ["body"], "msg": "must be a JSON object", "type": "type"}])
         try:
-            settings = RunSettings.from_json(data)
+            # The host is looked up, which may block: in a thread.
+            settings = await asyncio.to_thread(
+                RunSettings.from_json, data, resolve=True, loopback_only=loopback_only
+            )
         except SettingsErrors as exc:
             return _invalid(
                 [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}
@@ -186,6 +203,20 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
 def _script_json(data: Any) -> str:
     """JSON safe to embed in a <script> element: no "</script>" can close it early."""
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or ``None`` as soon as it passes ``limit`` bytes: the rest is
+    never read, so a huge body costs no memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _invalid(detail: list[dict[str, Any]]) -> JSONResponse:

@@ -35,7 +35,7 @@ from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_d
 from .follow import FileFollower
 from .lifecycle import Stop
 from .process import ChildProcess, child_environment, tail
-from .settings import RunSettings
+from .settings import ClientSettings, RunSettings, ServerSettings
 
 __all__ = ["Run", "RunFailed", "new_run_folder", "run_cli", "write_json"]
 
@@ -92,7 +92,7 @@ class Run:
         self.slack_ms = slack_ms
         self.on_change = on_change
         self.state = "starting"
-        self.stopped_by: str | None = None  # "deadline", "stop", "signal: …", "failure"
+        self.stopped_by: str | None = None  # "deadline", "stop", "SIGTERM" …, "failure"
         self.error: str | None = None
         self.started_at = datetime.now()
         self.listening_at: datetime | None = None
@@ -148,40 +148,22 @@ class Run:
 
     # -- start ------------------------------------------------------------------
 
-    def _argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "pingpong", *args]
+    def _child(self, role: str, settings: ServerSettings | ClientSettings) -> ChildProcess:
+        argv = [sys.executable, "-m", "pingpong", *settings.argv()]
+        return ChildProcess(role, argv, self.folder)
 
     async def start(self) -> None:
         """Start the server, then each client in turn; raises :class:`RunFailed`."""
         self._save()
         s = self.settings
-        server = ChildProcess(
-            "server",
-            self._argv(
-                "server", "--host", s.host, "--port", str(s.port),
-                "--log-file", str(self.folder / "server.log"),
-                "--delay-ms", str(s.delay_ms), "--ignore", repr(s.ignore),
-                "--keepalive-s", repr(s.keepalive_s),
-                *([] if s.seed is None else ["--seed", str(s.seed)]),
-            ),
-            self.folder,
-        )  # fmt: skip
+        server = self._child("server", s.server(str(self.folder / "server.log")))
         try:
             await self._spawn(server)
             await self._wait_for(lambda: self.address is not None, server, "to listen")
             assert self.address is not None
             for number in range(1, s.clients + 1):
-                client_seed = None if s.seed is None else s.seed + number
-                client = ChildProcess(
-                    f"client{number}",
-                    self._argv(
-                        "client", "--host", s.host, "--port", str(self.address[1]),
-                        "--log-file", str(self.folder / f"client{number}.log"),
-                        "--interval-ms", str(s.interval_ms), "--timeout-ms", str(s.timeout_ms),
-                        *([] if client_seed is None else ["--seed", str(client_seed)]),
-                    ),
-                    self.folder,
-                )  # fmt: skip
+                log_file = str(self.folder / f"client{number}.log")
+                client = self._child(f"client{number}", s.client(number, log_file, self.address[1]))
                 await self._spawn(client)
                 await self._wait_for(
                     functools.partial(self.connected.__contains__, number), client, "to connect"
@@ -338,6 +320,7 @@ async def run_cli(
     settings: RunSettings, runs_dir: Path, log_dir: str | None, slack_ms: float | None = None
 ) -> int:
     """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
+    from .progress import show_progress
     from .stats import format_summary
 
     if log_dir is not None:
@@ -355,20 +338,28 @@ async def run_cli(
     stop.install()
     watcher = asyncio.create_task(stop.requested.wait())
     watcher.add_done_callback(
-        lambda task: None if task.cancelled() else run.request_stop(f"signal ({stop.reason})")
+        lambda task: (
+            None if task.cancelled() else run.request_stop(stop.reason.removeprefix("signal "))
+        )  # "stopped by SIGTERM"
     )
     print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    progress: asyncio.Task[None] | None = None
     try:
         try:
             await run.start()
             assert run.address is not None
             print(f"server listening on {run.address[0]}:{run.address[1]}; Ctrl+C stops the run")
+            progress = asyncio.create_task(show_progress(run, sys.stdout))
         except RunFailed as exc:
             print(f"run failed to start: {exc}", file=sys.stderr)
         description = await run.wait()
     finally:
         watcher.cancel()
         stop.uninstall()
+        if progress is not None:  # wipes the status line before the summary
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
     print(format_summary(description))
     check = description["check"]
     return 0 if description["state"] == "finished" and check and check["ok"] else 1

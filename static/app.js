@@ -1,4 +1,4 @@
-// pingpong dashboard: the page of SPEC §10, live over /ws. Plain JS, no build step.
+// pingpong dashboard: runs started, stopped and watched live over /ws. Plain JS, no build step.
 // Sections: helpers · store (snapshot + updates) · connection · controls · rendering.
 "use strict";
 
@@ -135,18 +135,16 @@
     },
   };
 
-  // ---- controls: settings form, validation (mirrors pingpong/settings.py), start/stop
+  // ---- controls: the settings form, built and checked from the run's schema, start/stop
+  // The schema (pingpong/settings.py, in the snapshot) gives each field's type, bounds and
+  // messages and the rules between fields: the page applies the same rules in the same words.
+  const initialSnapshot = JSON.parse($("#snapshot").textContent);
+  const SCHEMA = initialSnapshot.schema;
   const form = $("#settings");
-  const FIELDS = {
-    clients: ["clients"],
-    duration: ["duration"],
-    interval_ms: ["interval_min", "interval_max"],
-    delay_ms: ["delay_min", "delay_max"],
-    ignore: ["ignore"],
-    keepalive_s: ["keepalive_s"],
-    timeout_ms: ["timeout_ms"],
-    seed: ["seed"],
-  };
+  const FORM_FIELDS = SCHEMA.fields.filter((field) => field.form);
+  const inputsOf = (field) => (field.type === "range" ? [`${field.name}_min`, `${field.name}_max`] : [field.name]);
+  const FIELDS = Object.fromEntries(FORM_FIELDS.map((field) => [field.name, inputsOf(field)]));
+  const fieldOfInput = Object.fromEntries(FORM_FIELDS.flatMap((f) => inputsOf(f).map((name) => [name, f.name])));
 
   // One error slot after each field (or its fieldset), named after the API's field.
   for (const [field, inputs] of Object.entries(FIELDS)) {
@@ -160,54 +158,60 @@
     for (const name of inputs) form.elements[name].setAttribute("aria-describedby", slot.id);
   }
 
-  const number = (name) => {
-    const raw = form.elements[name].value.trim();
-    return raw === "" ? NaN : Number(raw);
-  };
-  const isInteger = (value) => Number.isInteger(value);
-  const between = (value, low, high) => value >= low && value <= high;
+  // The fields the person changed, the latest last: a rule between two fields is
+  // reported on the one changed last.
+  let changed = [];
+  let edited = false; // since the form was last filled from the server's snapshot
+  let formSource = null; // whose settings the form was filled with: a run id or "defaults"
 
   function readSettings() {
-    const settings = {
-      clients: number("clients"),
-      duration: number("duration"),
-      interval_ms: [number("interval_min"), number("interval_max")],
-      delay_ms: [number("delay_min"), number("delay_max")],
-      ignore: number("ignore"),
-      keepalive_s: number("keepalive_s"),
-      timeout_ms: number("timeout_ms"),
-    };
-    const seed = form.elements.seed.value.trim();
-    settings.seed = seed === "" ? null : Number(seed);
+    const settings = {};
+    for (const field of FORM_FIELDS) {
+      const values = inputsOf(field).map((name) => {
+        const raw = form.elements[name].value.trim();
+        return raw === "" ? null : Number(raw);
+      });
+      settings[field.name] = field.type === "range" ? values : values[0];
+    }
     return settings;
   }
 
-  function validate(s) {
+  function fillForm(settings) {
+    for (const field of FORM_FIELDS) {
+      const value = settings[field.name];
+      const values = field.type === "range" ? value : [value];
+      inputsOf(field).forEach((name, i) => {
+        form.elements[name].value = values[i] === null || values[i] === undefined ? "" : String(values[i]);
+      });
+    }
+  }
+
+  function problem(field, value) {
+    const within = (v) =>
+      (field.minimum === null || v >= field.minimum) && (field.maximum === null || v <= field.maximum);
+    if (value === null) return field.nullable ? null : field.messages.invalid;
+    if (field.type === "range") {
+      if (!value.every((v) => Number.isInteger(v) && within(v))) return field.messages.invalid;
+      return value[0] <= value[1] ? null : field.messages.order;
+    }
+    const valid = field.type === "integer" ? Number.isInteger(value) : Number.isFinite(value);
+    return valid && within(value) ? null : field.messages.invalid;
+  }
+
+  function validate(settings) {
     const errors = {};
-    const range = (field, [low, high], minimum) => {
-      if (!isInteger(low) || !isInteger(high)) {
-        errors[field] = "must be a pair of integers [min, max]";
-      } else if (!(minimum <= low && low <= high && high <= 60000)) {
-        errors[field] = `must satisfy ${minimum} <= min <= max <= 60000, got ${low}-${high}`;
-      }
-    };
-    if (!isInteger(s.clients)) errors.clients = "must be an integer";
-    else if (!between(s.clients, 1, 100)) errors.clients = `must be between 1 and 100, got ${s.clients}`;
-    if (isNaN(s.duration)) errors.duration = "must be a number";
-    else if (!between(s.duration, 1, 86400)) errors.duration = `must be between 1 and 86400, got ${s.duration}`;
-    range("interval_ms", s.interval_ms, 10);
-    range("delay_ms", s.delay_ms, 0);
-    if (isNaN(s.ignore)) errors.ignore = "must be a number";
-    else if (!between(s.ignore, 0, 1)) errors.ignore = `must be between 0 and 1, got ${s.ignore}`;
-    if (isNaN(s.keepalive_s)) errors.keepalive_s = "must be a number";
-    else if (!between(s.keepalive_s, 0.1, 3600)) {
-      errors.keepalive_s = `must be between 0.1 and 3600, got ${s.keepalive_s}`;
+    for (const field of FORM_FIELDS) {
+      const message = problem(field, settings[field.name]);
+      if (message) errors[field.name] = message;
     }
-    if (!isInteger(s.timeout_ms)) errors.timeout_ms = "must be an integer";
-    else if (!errors.delay_ms && !(s.delay_ms[1] < s.timeout_ms && s.timeout_ms <= 3600000)) {
-      errors.timeout_ms = `must be greater than the delay maximum (${s.delay_ms[1]}) and at most 3600000, got ${s.timeout_ms}`;
+    for (const rule of SCHEMA.rules) {
+      if (rule.kind !== "below" || errors[rule.low] || errors[rule.high]) continue;
+      const low = settings[rule.low];
+      if ((Array.isArray(low) ? low[1] : low) < settings[rule.high]) continue;
+      const involved = changed.filter((name) => name === rule.low || name === rule.high);
+      const targets = involved.length ? involved.slice(-1) : [rule.low, rule.high];
+      for (const name of targets) errors[name] = rule.messages[name];
     }
-    if (s.seed !== null && !isInteger(s.seed)) errors.seed = "must be an integer or null";
     return errors;
   }
 
@@ -217,6 +221,33 @@
       for (const name of inputs) form.elements[name].setAttribute("aria-invalid", String(!!errors[field]));
     }
     $("#form-error").textContent = general;
+  }
+
+  form.addEventListener("input", (event) => {
+    const field = fieldOfInput[event.target.name];
+    if (!field) return;
+    edited = true;
+    changed = changed.filter((name) => name !== field).concat(field);
+  });
+  form.addEventListener("change", (event) => {
+    if (fieldOfInput[event.target.name] && !event.target.readOnly) showErrors(validate(readSettings()));
+  });
+
+  // During a run the form shows the run's settings, read-only; afterwards they stay for the
+  // next Start. Every tab takes them from the server's snapshot, unless the person is editing.
+  function renderForm() {
+    const run = store.run;
+    const active = !!run && ACTIVE.has(run.state);
+    const source = run ? run.id : "defaults";
+    if (source !== formSource && (active || !edited)) {
+      fillForm(run ? run.settings : Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default])));
+      formSource = source;
+      edited = false;
+      changed = [];
+      showErrors({});
+    }
+    form.classList.toggle("locked", active);
+    for (const name of Object.keys(fieldOfInput)) form.elements[name].readOnly = active;
   }
 
   async function post(path, body) {
@@ -500,6 +531,7 @@
   // ---- start ------------------------------------------------------------------------------
   function renderAll() {
     renderStatus();
+    renderForm();
     renderCounters();
     charts.render(store.live, {
       rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
@@ -514,7 +546,7 @@
   });
   setInterval(renderClock, 250);
 
-  applySnapshot(JSON.parse($("#snapshot").textContent)); // first paint from the embedded snapshot
+  applySnapshot(initialSnapshot); // first paint from the embedded snapshot
   history.refresh();
   connection.open();
 })();

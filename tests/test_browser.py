@@ -26,8 +26,8 @@ ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
 SHORT = {
-    "clients": "2", "duration": "30", "interval_min": "50", "interval_max": "200",
-    "delay_min": "10", "delay_max": "100", "timeout_ms": "300", "keepalive_s": "0.5",
+    "clients": "2", "duration": "30", "interval_ms_min": "50", "interval_ms_max": "200",
+    "delay_ms_min": "10", "delay_ms_max": "100", "timeout_ms": "300", "keepalive_s": "0.5",
 }  # fmt: skip
 
 
@@ -63,6 +63,13 @@ class Watch:
 def fill(page: Page, values: dict[str, str]) -> None:
     for name, value in values.items():
         page.fill(f"#settings [name={name}]", value)
+
+
+def edit(page: Page, values: dict[str, str]) -> None:
+    """Fill and leave each field, as a person does: the page checks a field when it changes."""
+    for name, value in values.items():
+        page.fill(f"#settings [name={name}]", value)
+        page.locator(f"#settings [name={name}]").blur()
 
 
 def counter(page: Page, name: str) -> int:
@@ -181,19 +188,32 @@ def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashb
     watch = Watch(page)
     page.goto(dashboard.url)
     page.wait_for_selector("#connection[data-status=live]")
-    # Client-side validation, worded as the server words it.
-    fill(page, {"clients": "0", "delay_max": "3000"})
+    # Client-side validation, in the server's words (from the schema in the snapshot).
+    edit(page, {"clients": "0", "delay_ms_max": "3000"})
+    # The delay maximum was changed last: the rule with the timeout is reported there.
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
     page.click("#start")
-    assert page.text_content("#error-clients") == "must be between 1 and 100, got 0"
-    assert "greater than the delay maximum (3000)" in (page.text_content("#error-timeout_ms") or "")
+    assert page.text_content("#error-clients") == "must be a whole number from 1 to 100"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-timeout_ms") == ""
     assert page.get_attribute("#settings [name=clients]", "aria-invalid") == "true"
+    # Lowering the timeout instead: now the timeout is the field in the wrong.
+    edit(page, {"delay_ms_max": "1000", "timeout_ms": "900"})
+    assert page.text_content("#error-timeout_ms") == "must be above the server delay maximum"
+    assert page.text_content("#error-delay_ms") == ""
+    # A seed past what a page's numbers hold exactly is refused, in words.
+    edit(page, {"timeout_ms": "2000", "seed": "100000000000000000000000"})
+    assert page.text_content("#error-seed") == (
+        "must be a whole number from 0 to 9007199254740991, or nothing for a random seed"
+    )
+    edit(page, {"seed": ""})
     # The server's own 422 message lands next to its field too.
-    fill(page, {"clients": "2", "delay_max": "1000"})
+    edit(page, {"clients": "2"})
     watch.expected.append(re.compile(r"422|status of 422"))
     page.route("**/api/start", lambda route: route.continue_(post_data='{"ignore": 5}'))
     page.click("#start")
     page.wait_for_function("document.querySelector('#error-ignore').textContent !== ''")
-    assert page.text_content("#error-ignore") == "must be between 0 and 1, got 5"
+    assert page.text_content("#error-ignore") == "must be a number from 0 to 1"
     assert page.text_content("#error-clients") == ""
     assert page.text_content("#state") == "idle"
     assert watch.problems == []
@@ -285,6 +305,11 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         assert other.text_content("#state") == "running"  # server-rendered, before any message
         other.wait_for_selector("#connection[data-status=live]")
         assert other.text_content("#run-id") == run_id
+        # Both tabs show the run's settings, read-only, not the defaults.
+        for tab in (page, other):
+            assert tab.input_value("#settings [name=interval_ms_min]") == "50"
+            assert tab.input_value("#settings [name=duration]") == "120"
+            assert tab.get_attribute("#settings [name=clients]", "readonly") is not None
         assert_no_sideways_scroll(other, ".feed .scroll", ".history .scroll")
         # An ignored request's row gets its client when the client's timeout is read,
         # in every tab, through the WebSocket.
@@ -315,6 +340,9 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
                                   timeout=15_000)  # fmt: skip
         page.wait_for_function("document.activeElement === document.querySelector('#start')")
         assert "stopped by stop" in (page.text_content("#stopped-by") or "")
+        for tab in (page, other):  # the last settings stay, editable, for the next Start
+            assert tab.get_attribute("#settings [name=clients]", "readonly") is None
+            assert tab.input_value("#settings [name=timeout_ms]") == "300"
         row = page.locator(f'#history tr[data-run="{run_id}"]')
         # The verdict is shown; pass or fail depends on how loaded this machine is (the
         # checker allows 20 ms of scheduling lateness), not on the page.

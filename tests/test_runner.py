@@ -106,7 +106,8 @@ def test_sigterm_mid_run_leaves_complete_logs(tmp_path: Path, no_stray_processes
     assert process.returncode == 0, out + err
     meta = json.loads((folder / "run.json").read_text())
     assert meta["state"] == "finished"
-    assert meta["stopped_by"].startswith("signal")
+    assert meta["stopped_by"] == "SIGTERM"
+    assert "finished (stopped by SIGTERM)" in out
     assert meta["elapsed"] < 45  # well before the 60 s deadline
     assert check_run(folder, SLACK_MS).ok  # every line whole, every request with its outcome
 
