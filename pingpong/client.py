@@ -84,8 +84,10 @@ class Client:
         self._failed = asyncio.Event()
 
     def _warn(self, message: str) -> None:
-        self.err.write(f"client: {message}\n")
-        self.err.flush()
+        # stderr may be on the disk that is full: a warning lost must not stop the client
+        with contextlib.suppress(OSError):
+            self.err.write(f"client: {message}\n")
+            self.err.flush()
 
     async def run(self, stop: Stop) -> None:
         connection = asyncio.create_task(self._keep_connected())

@@ -7,8 +7,8 @@ adds is timing and concurrency:
   request never waits behind another's delay and the logged receive time is the
   real arrival time. A timer is the lightest "task per request" asyncio has; with
   a zero delay range there is nothing to wait for and the answer goes at once.
-* What one loop iteration sends goes out at its end (``_flush``): one ``send`` per
-  connection and one ``write`` of whole lines to the log, however many messages —
+* What one loop iteration sends goes out at its end (``_flush``): one ``write`` of
+  whole lines to the log, then one ``send`` per connection, however many messages —
   a socket write and a log write per message had cost two thirds of the throughput.
 * The response number is taken when a message is sent, from one counter shared by
   every connection, so numbers rise in send order and each is used once — each
@@ -25,6 +25,9 @@ adds is timing and concurrency:
   over 1 KiB ends that connection; a client leaving with answers pending costs
   nothing but a line on stderr.
 * Graceful stop: stop accepting, stop reading, let pending answers go out, close.
+* A port it cannot listen on, or a log it cannot write (a full disk …), ends the
+  server: exit status 1 and one line on stderr. A log write that fails drops that
+  iteration's messages (nothing reaches a client unlogged) and keeps nothing more.
 """
 
 from __future__ import annotations

@@ -417,3 +417,52 @@ def test_dashboard_start_in_an_unwritable_runs_folder_is_503(
     assert response.status_code == 503
     assert response.json() == {"detail": f"cannot create a run folder in {runs}: {reason}"}
     assert status["state"] == "idle"
+
+
+def test_dashboard_run_with_its_port_taken_fails_with_the_servers_line(
+    tmp_path: Path, port_in_use: int, no_stray_processes: None
+) -> None:
+    with TestClient(create_app(tmp_path / "runs"), base_url="http://localhost") as client:
+        response = client.post("/api/start", json={"port": port_in_use, "duration": 5})
+        assert response.status_code == 202
+        deadline = time.monotonic() + 30
+        status = client.get("/api/status").json()
+        while status["state"] not in ("finished", "failed") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            status = client.get("/api/status").json()
+    assert status["state"] == "failed"
+    line = f"pingpong server: cannot listen on 127.0.0.1:{port_in_use}: address already in use"
+    assert status["run"]["error"] == line
+    assert status["run"]["check_not_run"] == "the server never started"
+    (folder,) = (tmp_path / "runs").iterdir()
+    assert "Fatal Python error" not in errs(folder)
+
+
+class FullStream(io.StringIO):
+    """A stderr on a full disk."""
+
+    def write(self, _text: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_client_whose_stderr_cannot_be_written_keeps_going(tmp_path: Path) -> None:
+    """Its warnings are lost; its log, the record that matters, is complete."""
+
+    async def scenario() -> int:
+        fake = await start_fake(answer_all(0.01))
+        settings = ClientSettings(
+            port=port_of(fake), log_file=str(tmp_path / "client1.log"),
+            interval_ms=MsRange(50, 50), timeout_ms=300, seed=1,
+        )  # fmt: skip
+        with LogWriter(settings.log_file) as log:
+            client = Client(settings, log, err=FullStream())
+            stop = Stop()
+            asyncio.get_running_loop().call_later(0.5, stop.request, "test")
+            await client.run(stop)
+        await stop_fake(fake)
+        return client.sent
+
+    sent = run(scenario())
+    lines = (tmp_path / "client1.log").read_text(encoding="utf-8").splitlines()
+    assert sent >= 5
+    assert len(lines) == sent  # one answer each
