@@ -29,7 +29,7 @@ from .history import list_runs, log_path, read_run
 from .hub import Hub
 from .live import time_zone
 from .security import LocalOnly
-from .supervisor import Conflict, Supervisor
+from .supervisor import Conflict, Supervisor, Unavailable
 
 __all__ = ["RUNS_DIR_ENV", "app", "create_app"]
 
@@ -93,7 +93,10 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        runs.mkdir(parents=True, exist_ok=True)
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the app still shows past runs; Start answers 503 and why
+            logger.warning("runs folder %s cannot be created: %s", runs, exc)
         broadcaster = asyncio.create_task(hub.broadcast_forever(), name="hub")
         try:
             yield
@@ -157,6 +160,8 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             await supervisor.start(settings)
         except Conflict as exc:
             return _error(409, str(exc))
+        except Unavailable as exc:
+            return _error(503, str(exc))
         return JSONResponse(supervisor.describe_run(), status_code=202)
 
     @app.post("/api/stop", status_code=202)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
 import os
@@ -290,3 +291,42 @@ def dashboard(tmp_path: Path, no_stray_processes: None) -> Iterator[Dashboard]:
         yield running
     finally:
         stop_dashboard(running)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "64k", *, read_only: bool = False) -> Iterator[Path]:
+    """A real, tiny file system (tmpfs) mounted on ``path``: full disks, read-only folders.
+
+    Mounting needs root on Linux; anywhere else the test is skipped. Always unmounted.
+    """
+    if sys.platform != "linux" or getattr(os, "geteuid", lambda: -1)() != 0:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    try:
+        mounted = subprocess.run(mount, capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        pytest.skip(f"cannot mount a tmpfs: {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+
+
+def fill_disk(disk: Path, room: int = 0) -> None:
+    """Fill ``disk`` up, then give back ``room`` bytes (rounded to the disk's pages)."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        full = False
+        while not full:
+            try:
+                filler.write(b"\0" * 4096)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                full = True
+        if room:
+            filler.truncate(max(0, filler.tell() - room))

@@ -142,8 +142,23 @@ def test_malformed_line(copy: Path) -> None:
 def test_half_written_last_line(copy: Path) -> None:
     with open(copy / "client2.log", "a", encoding="utf-8") as file:
         file.write("2026-11-26;13:01:0")
+    lines = (copy / "client2.log").read_bytes().count(b"\n")
     findings = failed_rules(copy)["format"]
-    assert any("client2.log" in f and "unfinished last line" in f for f in findings)
+    assert f"client2.log:{lines + 1}: torn last line: 18 bytes without a line end" in "\n".join(
+        findings
+    )
+
+
+def test_a_torn_last_line_is_never_read_as_a_record(copy: Path) -> None:
+    # The last line again, all but its line end: parsed, it would be a second outcome.
+    last = lines(copy / "client1.log")[-1]
+    with open(copy / "client1.log", "a", encoding="utf-8") as file:
+        file.write(last.rstrip("\n"))
+    failed = failed_rules(copy)
+    assert list(failed) == ["format"], failed
+    (finding,) = failed["format"]
+    assert finding.startswith("client1.log:")
+    assert "torn last line" in finding
 
 
 def test_missing_client_log(copy: Path) -> None:
