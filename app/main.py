@@ -1,4 +1,4 @@
-"""The dashboard service: ``uvicorn app.main:app`` (SPEC §9).
+"""The dashboard service: ``uvicorn app.main:app``.
 
 Routes are thin: run control lives in :mod:`app.supervisor`, traffic state in
 :mod:`app.live`, fan-out in :mod:`app.hub`, Host/Origin checks in
@@ -14,6 +14,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +25,23 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from pingpong import __version__
-from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
+from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
 
 from . import models
 from .history import list_runs, log_path, read_run
 from .hub import Hub
+from .live import time_zone
 from .metrics import Metrics
 from .security import LocalOnly
-from .supervisor import Conflict, Supervisor
+from .supervisor import Conflict, Supervisor, Unavailable
 
 __all__ = ["RUNS_DIR_ENV", "app", "create_app"]
 
 RUNS_DIR_ENV = "PINGPONG_RUNS_DIR"
+#: Largest body of ``POST /api/start``; settings take a few hundred bytes.
+MAX_BODY_BYTES = 64 * 1024
+#: The run's settings as the page builds its form from them (pingpong.settings).
+SCHEMA = RUN.to_json()
 SWAGGER_UI = "vendor/swagger-ui-dist-5.35.0"  # in static/, with its licence
 logger = logging.getLogger("app")
 
@@ -55,7 +61,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def create_app(runs_dir: Path | None = None) -> FastAPI:
     runs = runs_dir or Path(os.environ.get(RUNS_DIR_ENV, "runs"))
+    # Runs listen on loopback only, as the dashboard does, unless this is set.
+    loopback_only = os.environ.get(REMOTE_BIND_ENV) != "1"
     templates = Jinja2Templates(directory=_asset_dir("templates"))
+    static = _asset_dir("static")
     hub: Hub
     run_changed = False  # the run moved on (state, processes, clients) since the last update
 
@@ -74,6 +83,8 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             "run": supervisor.describe_run(),
             "live": live,
             "defaults": DEFAULTS,
+            "schema": SCHEMA,
+            "time_zone": time_zone(datetime.now().astimezone()),
         }
 
     def update() -> dict[str, Any] | None:
@@ -89,7 +100,10 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        runs.mkdir(parents=True, exist_ok=True)
+        try:
+            runs.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # the app still shows past runs; Start answers 503 and why
+            logger.warning("runs folder %s cannot be created: %s", runs, exc)
         broadcaster = asyncio.create_task(hub.broadcast_forever(), name="hub")
         try:
             yield
@@ -113,7 +127,12 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
-    app.mount("/static", StaticFiles(directory=_asset_dir("static")), name="static")
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        # Browsers ask for it by this name whatever the page links (bookmarks, tabs).
+        return FileResponse(static / "favicon.ico", media_type="image/x-icon")
 
     # The routes build their JSON themselves and return it as a response, which FastAPI
     # sends as it is: response_model only documents it (the tests hold them together).
@@ -121,11 +140,14 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
         """The page, server-rendered with the current snapshot embedded."""
+        run = supervisor.run
+        values = run.settings.to_json() if run is not None else DEFAULTS
         return templates.TemplateResponse(
             request,
             "index.html",
-            {"snapshot": _script_json(snapshot()), "state": supervisor.state, "defaults": DEFAULTS},
-        )
+            {"snapshot": _script_json(snapshot()), "state": supervisor.state, "schema": SCHEMA,
+             "values": values},
+        )  # fmt: skip
 
     @app.get("/api/status", response_model=models.Status)
     async def status() -> JSONResponse:
@@ -136,20 +158,33 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         "/api/start",
         status_code=202,
         response_model=models.Run,
-        responses={409: {"model": models.Error}, 422: {"model": models.ValidationErrors}},
+        responses={
+            409: {"model": models.Error, "description": "A run is already active."},
+            413: {"model": models.Error, "description": "The body is over 64 KiB."},
+            422: {"model": models.ValidationErrors, "description": "Invalid settings."},
+            503: {"model": models.Error, "description": "The runs folder cannot be written."},
+        },
         openapi_extra=models.settings_request_body(),
     )
     async def start(request: Request) -> JSONResponse:
-        """Start a run (202 with it); 409 while a run is active; 422 for invalid settings."""
-        body = await request.body()
+        """Start a run (202 with it); 409 while a run is active; 422 for invalid settings;
+        413 for a body over 64 KiB; 503 when the runs folder cannot be written."""
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return _error(413, f"the body is over {MAX_BODY_BYTES} bytes; settings take far less")
         try:
             data = json.loads(body) if body.strip() else {}
         except ValueError as exc:
             return _invalid([{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json"}])
+        except RecursionError:
+            return _invalid([{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json"}])
         if not isinstance(data, dict):
-            return _invalid([{"loc": ["body"], "msg": "expected a JSON object", "type": "type"}])
+            return _invalid([{"loc": ["body"], "msg": "must be a JSON object", "type": "type"}])
         try:
-            settings = RunSettings.from_json(data)
+            # The host is looked up, which may block: in a thread.
+            settings = await asyncio.to_thread(
+                RunSettings.from_json, data, resolve=True, loopback_only=loopback_only
+            )
         except SettingsErrors as exc:
             return _invalid(
                 [{"loc": ["body", e.field], "msg": e.message, "type": "value_error"}
@@ -159,6 +194,8 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             await supervisor.start(settings)
         except Conflict as exc:
             return _error(409, str(exc))
+        except Unavailable as exc:
+            return _error(503, str(exc))
         return JSONResponse(supervisor.describe_run(), status_code=202)
 
     @app.post(
@@ -231,7 +268,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             title="pingpong dashboard API",
             swagger_js_url=f"/static/{SWAGGER_UI}/swagger-ui-bundle.js",
             swagger_css_url=f"/static/{SWAGGER_UI}/swagger-ui.css",
-            swagger_favicon_url=f"/static/{SWAGGER_UI}/favicon-32x32.png",
+            swagger_favicon_url="/favicon.ico",
             # No online validator badge: nothing leaves the machine.
             swagger_ui_parameters={"validatorUrl": None},
         )
@@ -253,6 +290,20 @@ _API_DESCRIPTION = f"""Start, stop and watch pingpong runs.
 def _script_json(data: Any) -> str:
     """JSON safe to embed in a <script> element: no "</script>" can close it early."""
     return json.dumps(data).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request's body, or ``None`` as soon as it passes ``limit`` bytes: the rest is
+    never read, so a huge body costs no memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def _invalid(detail: list[dict[str, Any]]) -> JSONResponse:

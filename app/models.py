@@ -6,23 +6,24 @@ messages, shared with the command line), and the models feed ``/openapi.json`` a
 the WebSocket's JSON Schema (:data:`WS_SCHEMA_PATH`). The tests validate real
 responses and messages against them, so a field cannot change without its model.
 
-:class:`RunSettings` is made from :class:`pingpong.settings.RunSettings` itself:
-the same field names and defaults, with the bounds of :mod:`pingpong.settings`.
+:class:`RunSettings` is made from ``pingpong.settings.RUN``, the one description of a
+run's settings that the command line, the API's validation and the page's form use too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from pingpong import settings as _settings
+from pingpong.settings import Setting
 
 __all__ = [
     "WS_SCHEMA_PATH",
     "AppState",
+    "Attributed",
     "CheckResult",
     "ClientTotals",
     "Delays",
@@ -31,16 +32,21 @@ __all__ = [
     "Live",
     "LiveCounters",
     "LiveServer",
+    "LiveUpdate",
     "Process",
     "Rate",
     "RoundTripStats",
+    "RuleDescription",
     "RuleResult",
     "Run",
     "RunSettings",
+    "SettingDescription",
+    "SettingsSchema",
     "Snapshot",
     "Status",
     "StoredRun",
     "Summary",
+    "TimeZone",
     "UnreadableRun",
     "Update",
     "ValidationErrors",
@@ -62,101 +68,62 @@ class _Model(BaseModel):
 
 # -- settings -----------------------------------------------------------------------
 
-
-def _ms_pair(minimum: int) -> Any:
-    bound = Annotated[int, Field(ge=minimum, le=_settings.MAX_MS)]
-    return Annotated[list[bound], Field(min_length=2, max_length=2)]
+_PYTHON_TYPES: dict[str, type] = {"integer": int, "number": float, "string": str}
+_UNIT_WORDS = {"ms": "milliseconds", "s": "seconds"}
 
 
-# Per setting: its JSON type and what it means. Names, defaults and bounds come from
-# pingpong.settings; a setting missing here (or one too many) fails at import.
-_SETTINGS: dict[str, tuple[Any, dict[str, Any]]] = {
-    "clients": (
-        int,
-        {
-            "ge": 1,
-            "le": _settings.MAX_CLIENTS,
-            "description": "Client processes; client K is the K-th to connect.",
-        },
-    ),
-    "duration": (
-        float,
-        {
-            "ge": 1,
-            "le": _settings.MAX_DURATION_S,
-            "description": "Seconds the run lasts, counted from its server listening; "
-            "then the graceful stop.",
-        },
-    ),
-    "interval_ms": (
-        _ms_pair(_settings.MIN_INTERVAL_MS),
-        {
-            "description": f"[min, max] ms, min <= max: each client sends a request every "
-            f"interval drawn uniformly from this range, start to start "
-            f"({_settings.MIN_INTERVAL_MS} <= min <= max <= {_settings.MAX_MS}).",
-        },
-    ),
-    "delay_ms": (
-        _ms_pair(0),
-        {
-            "description": f"[min, max] ms, min <= max: the server answers each request it "
-            f"does not ignore after a delay drawn uniformly from this range "
-            f"(0 <= min <= max <= {_settings.MAX_MS}).",
-        },
-    ),
-    "ignore": (
-        float,
-        {"ge": 0, "le": 1, "description": "Probability that the server ignores a request."},
-    ),
-    "keepalive_s": (
-        float,
-        {
-            "ge": 0.1,
-            "le": 3600,
-            "description": "Seconds between the server's keepalive rounds, on a fixed grid "
-            "from its start.",
-        },
-    ),
-    "timeout_ms": (
-        int,
-        {
-            "ge": 1,
-            "le": _settings.MAX_TIMEOUT_MS,
-            "description": "Milliseconds a client waits for an answer before the request "
-            "times out; must be greater than the maximum of delay_ms.",
-        },
-    ),
-    "seed": (
-        int | None,
-        {
-            "description": "Makes every random choice repeatable: the server uses it, "
-            "client K uses seed + K. null: random.",
-        },
-    ),
-    "host": (
-        str,
-        {"min_length": 1, "description": "Address the run's server listens on."},
-    ),
-    "port": (
-        int,
-        {
-            "ge": 0,
-            "le": 65535,
-            "description": "Port the run's server listens on; 0 lets the OS pick a free one.",
-        },
-    ),
+def _annotation(setting: Setting[Any]) -> Any:
+    """The JSON type and bounds of one setting, as pydantic spells them."""
+    bounds: dict[str, Any] = {}
+    if setting.minimum is not None:
+        bounds["ge"] = setting.minimum
+    if setting.maximum is not None:
+        bounds["le"] = setting.maximum
+    if setting.type == "range":
+        end = Annotated[int, Field(**bounds)]
+        return Annotated[list[end], Field(min_length=2, max_length=2)]
+    if setting.type == "string":
+        bounds["min_length"] = 1
+    python = _PYTHON_TYPES[setting.type]
+    one = Annotated[python, Field(**bounds)]  # type: ignore[valid-type]
+    return one | None if setting.nullable else one
+
+
+# What the API adds to a setting's own rules.
+_API_NOTES = {
+    "host": "The dashboard takes only a name or address that resolves to loopback addresses, "
+    f"unless it was started with {_settings.REMOTE_BIND_ENV}=1.",
 }
 
 
+def _description(setting: Setting[Any]) -> str:
+    """What a setting means, its unit, what null means, and the rules it is part of."""
+    words = [setting.description[:1].upper() + setting.description[1:] + "."]
+    if setting.type == "range":
+        words.append("A pair [min, max], min not above max.")
+    if setting.unit is not None and _UNIT_WORDS[setting.unit] not in setting.description:
+        words.append(f"In {_UNIT_WORDS[setting.unit]}.")
+    if setting.nullable:
+        words.append(f"null: {setting.none}.")
+    for rule in _settings.RUN.rules:
+        if setting.name in rule.messages:
+            message = rule.messages[setting.name]
+            words.append(message[:1].upper() + message[1:] + ".")
+    if setting.name in _API_NOTES:
+        words.append(_API_NOTES[setting.name])
+    return " ".join(words)
+
+
 def _settings_model() -> type[BaseModel]:
-    names = [f.name for f in dataclasses.fields(_settings.RunSettings)]
-    if sorted(names) != sorted(_SETTINGS):
-        raise RuntimeError(f"app.models documents {sorted(_SETTINGS)}, the settings are {names}")
-    defaults = _settings.RunSettings().to_json()
-    fields: dict[str, Any] = {
-        name: (_SETTINGS[name][0], Field(default=defaults[name], **_SETTINGS[name][1]))
-        for name in names
-    }
+    fields: dict[str, Any] = {}
+    for setting in _settings.RUN.settings:
+        default = setting.default
+        if isinstance(default, _settings.MsRange):
+            default = [default.low, default.high]
+        fields[setting.name] = (
+            _annotation(setting),
+            Field(default=default, title=setting.label, description=_description(setting)),
+        )
     return create_model(
         "RunSettings",
         __config__=ConfigDict(
@@ -169,6 +136,8 @@ def _settings_model() -> type[BaseModel]:
     )
 
 
+#: The body of ``POST /api/start``, made from ``pingpong.settings.RUN``: its fields in its
+#: order, with their defaults, bounds, units and words.
 RunSettings: type[BaseModel] = _settings_model()
 
 
@@ -322,6 +291,9 @@ class _RunFields(_Model):
     processes: list[Process]
     summary: Summary | None = Field(description="null until the run ended.")
     check: CheckResult | None = Field(description="null until the run ended.")
+    check_not_run: str | None = Field(
+        description="Why the logs were not checked (the server never started)."
+    )
 
 
 class Run(_RunFields):
@@ -372,7 +344,10 @@ class Status(_Model):
 class Exchange(_Model):
     id: int = Field(description="Rises by one per exchange; a viewer drops one it has seen.")
     time: str = Field(description="HH:MM:SS.mmm, local time.")
-    client: int | None = Field(description="null for an ignored request (the server's log).")
+    t: float = Field(description="The same instant in seconds since the epoch (orders rows).")
+    client: int | None = Field(
+        description="null for an ignored request until its client's timeout names it."
+    )
     request: int | None
     response: int | None
     round_trip_ms: float | None
@@ -404,8 +379,7 @@ RoundTripPoint = Annotated[
 
 
 class Live(LiveCounters):
-    """A run's traffic: in a snapshot everything kept, in an update only what is new
-    (exchanges, round_trips, rates; counters and delays are whole)."""
+    """A run's traffic, everything kept (a snapshot's)."""
 
     exchanges: list[Exchange] = Field(description="Oldest first; at most the latest 200.")
     round_trips: dict[str, list[RoundTripPoint]] = Field(
@@ -413,6 +387,60 @@ class Live(LiveCounters):
     )
     rates: list[Rate]
     delays: Delays
+
+
+class Attributed(_Model):
+    """An ignored request's row, already sent, whose client has become known."""
+
+    id: int = Field(description="The exchange's id.")
+    client: int
+
+
+class LiveUpdate(Live):
+    """What is new in a run's traffic: exchanges, round_trips and rates hold only what is
+    new (a rate's second is resent whole when it changes); counters and delays are whole."""
+
+    attributed: list[Attributed]
+
+
+class TimeZone(_Model):
+    """The zone of the log times (local time of the machine running the processes)."""
+
+    name: str
+    utc_offset_s: int
+    label: str = Field(description='"UTC", or "UTC+HH:MM".')
+
+
+class SettingDescription(_Model):
+    """One setting as pingpong.settings describes it; the page builds its form from these."""
+
+    name: str
+    type: Literal["integer", "number", "range", "string"]
+    default: Any
+    minimum: float | None
+    maximum: float | None
+    unit: Literal["ms", "s"] | None
+    nullable: bool
+    none: str = Field(description="What null means, for a nullable setting.")
+    label: str
+    description: str
+    flag: str = Field(description="The command line's option.")
+    form: bool = Field(description="Whether the page's form shows it.")
+    messages: dict[str, str] = Field(description="What the validation says, by what went wrong.")
+
+
+class RuleDescription(_Model):
+    """A rule between two settings: ``low`` (its max, for a range) below ``high``."""
+
+    kind: Literal["below"]
+    low: str
+    high: str
+    messages: dict[str, str] = Field(description="What it says on each of its fields.")
+
+
+class SettingsSchema(_Model):
+    fields: list[SettingDescription]
+    rules: list[RuleDescription]
 
 
 class Snapshot(_Model):
@@ -424,6 +452,8 @@ class Snapshot(_Model):
     run: Run | None
     live: Live | None = Field(description="null before the first run.")
     defaults: RunSettings  # type: ignore[valid-type]
+    schema_: SettingsSchema = Field(alias="schema", description="The settings' description.")
+    time_zone: TimeZone
 
 
 class Update(_Model):
@@ -433,7 +463,7 @@ class Update(_Model):
     seq: int
     state: AppState
     run: Run | None
-    live: Live | None = Field(description="null when the traffic did not change.")
+    live: LiveUpdate | None = Field(description="null when the traffic did not change.")
 
 
 WsMessage = Annotated[Snapshot | Update, Field(discriminator="type")]

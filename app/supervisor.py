@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from pingpong.logformat import Record
-from pingpong.runner import Run, RunFailed, new_run_folder
+from pingpong.runner import Run, RunFailed, RunFolderError, new_run_folder
 from pingpong.settings import RunSettings
 
 from .live import LiveState
 from .tail import RunTailer
 
-__all__ = ["Conflict", "Supervisor"]
+__all__ = ["Conflict", "Supervisor", "Unavailable"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ POLL_S = 0.025  # log-to-browser lag is at most this plus the hub's batching
 
 class Conflict(Exception):
     """The request does not fit the current state (a run is active, or none is)."""
+
+
+class Unavailable(Exception):
+    """A run cannot start here: its folder cannot be written. Nothing was started."""
 
 
 class Supervisor:
@@ -80,7 +84,18 @@ class Supervisor:
     async def start(self, settings: RunSettings) -> Run:
         if self.active:
             raise Conflict("a run is already active")
-        run = Run(settings, new_run_folder(self.runs_dir), on_change=lambda _run: self.on_change())
+        try:
+            folder = new_run_folder(self.runs_dir)
+            run = Run(settings, folder, on_change=lambda _run: self.on_change())
+            try:
+                run.prepare()
+            except RunFolderError:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # ours, and still empty
+                raise
+        except RunFolderError as exc:
+            logger.error("cannot start a run: %s", exc)
+            raise Unavailable(str(exc)) from None
         self.run = run
         self.live = LiveState(settings)
         tailer = RunTailer(run.folder, settings.clients, self.live, self.on_read)

@@ -4,7 +4,9 @@ asyncio cannot watch files, so :class:`RunTailer` is polled (the supervisor call
 :meth:`RunTailer.poll` every few tens of milliseconds). Each poll reads at most a
 bounded number of bytes per file, so a backlog is worked off over several polls
 instead of stalling the event loop. Files that do not exist yet are simply
-empty; a line that does not parse is counted, never fatal.
+empty; a line that does not parse is counted, never fatal. A line left without its
+line end when the run is over (a write cut short, e.g. by a full disk) is torn: it
+is counted as a bad line, never read as a record.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class RunTailer:
             number: FileFollower(folder / f"client{number}.log", max_bytes=_BYTES_PER_POLL)
             for number in range(1, clients + 1)
         }
+        self._torn: set[str] = set()  # logs whose torn last line was counted
 
     def poll(self) -> int:
         """Feed every new whole line to the live state; how many lines were read."""
@@ -71,9 +74,17 @@ class RunTailer:
         return count
 
     def drain(self) -> None:
-        """Read everything left (at the end of a run)."""
+        """Read everything left (at the end of a run, its writers gone)."""
         while self.poll():
             pass
+        followers = {"server.log": self._server} | {
+            f"client{number}.log": follower for number, follower in self._clients.items()
+        }
+        for name, follower in followers.items():
+            if follower.unfinished and name not in self._torn:
+                self._torn.add(name)
+                logger.warning("%s: torn last line (no line end), not read as a record", name)
+                self.live.on_bad_line()
 
     def close(self) -> None:
         self._server.close()

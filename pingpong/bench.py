@@ -277,7 +277,10 @@ def bench_cli(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", choices=["throughput", "scale", "all"], default="all")
+    parser.add_argument(
+        "--scenario", choices=["throughput", "scale", "all"], default="all",
+        help="which benchmark to run: throughput, scale or both (default: all)",
+    )  # fmt: skip
     parser.add_argument("--connections", type=int, default=50, help="throughput: connections")
     parser.add_argument("--window", type=int, default=20, help="throughput: requests in flight")
     parser.add_argument("--seconds", type=float, default=3, help="throughput: seconds a round")

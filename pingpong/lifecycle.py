@@ -1,4 +1,5 @@
-"""How a process learns it should stop: signals, a deadline, or its supervisor going away.
+"""How a process learns it should stop (signals, a deadline, its supervisor going away),
+and how it says why it gave up.
 
 Every process of a run stops the same way (SPEC §7): SIGINT, SIGTERM (and
 CTRL_BREAK_EVENT on Windows) and the end of the duration all set one
@@ -9,12 +10,17 @@ A process started by the runner also watches its stdin, a pipe from the runner:
 the runner closes it to ask for a graceful stop, and the operating system closes
 it when the runner dies, however it dies. That works the same on every platform
 and is why no child can outlive its run.
+
+A process that cannot go on (its log cannot be written, its port is taken) exits
+with status 1 after one line on stderr, ``pingpong server: <what failed>``
+(:func:`fatal`): the runner shows that line as the run's error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import os
 import signal
@@ -23,10 +29,36 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-__all__ = ["SUPERVISED_ENV", "Stop"]
+__all__ = ["FATAL_PREFIX", "SUPERVISED_ENV", "Stop", "fatal", "os_error_text"]
 
 #: Set to ``"1"`` by the runner in its children's environment.
 SUPERVISED_ENV = "PINGPONG_SUPERVISED"
+#: How the one line of a process that gives up begins: ``pingpong server: …``.
+FATAL_PREFIX = "pingpong "
+
+_ADDRESS_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
+
+
+def os_error_text(exc: OSError) -> str:
+    """``[Errno 28] No space left on device``: the error alone, without the file name."""
+    if exc.errno in _ADDRESS_IN_USE:
+        return "address already in use"
+    if exc.errno is not None and exc.strerror:
+        return f"[Errno {exc.errno}] {exc.strerror}"
+    return str(exc)
+
+
+def fatal(program: str, message: str) -> int:
+    """Say in one line on stderr why ``program`` gives up; the exit status, 1.
+
+    The stderr may be on the very disk that is full: the line is then lost, the
+    exit status still says it.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"{FATAL_PREFIX}{program}: {message}\n")
+        sys.stderr.flush()
+    return 1
+
 
 _SIGNALS = [signal.SIGINT, signal.SIGTERM]
 if sys.platform == "win32":  # pragma: no cover - Windows only
@@ -81,11 +113,22 @@ class Stop:
             self._restore.append(functools.partial(signal.signal, signum, previous))
 
     def _watch_stdin(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The thread reads a duplicate of the descriptor with os.read, never through
+        # sys.stdin: a daemon thread blocked inside sys.stdin.buffer holds that
+        # object's lock, and the interpreter, flushing stdin as it exits, aborts
+        # ("Fatal Python error: _enter_buffered_busy"). os.read holds no lock, and on
+        # Windows reads the pipe the same way. The duplicate is never closed: closing it
+        # would not wake the read, which could then read whatever file reuses the number.
+        try:
+            fd: int | None = os.dup(0)
+        except OSError:
+            fd = None  # no stdin at all: nothing to wait for
+
         def watch() -> None:
             try:
-                while sys.stdin.buffer.read(4096):
+                while fd is not None and os.read(fd, 4096):
                     pass
-            except (OSError, ValueError):
+            except OSError:
                 pass
             # RuntimeError: the loop closed meanwhile, so we are exiting anyway.
             with contextlib.suppress(RuntimeError):

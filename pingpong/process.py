@@ -69,9 +69,7 @@ class ChildProcess:
         return self.folder / f"{self.role}.err"
 
     async def spawn(self) -> None:
-        out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
-        err = open(self.stderr_path, "ab")  # noqa: SIM115
-        self._files = [out, err]
+        """Start the process; :class:`OSError` if it cannot be (no files, no executable)."""
         env = child_environment()
         env[SUPERVISED_ENV] = "1"
         options: dict[str, Any] = {}
@@ -79,9 +77,17 @@ class ChildProcess:
             options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         else:
             options["start_new_session"] = True
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env, **options
-        )
+        try:
+            self._files.append(open(self.stdout_path, "ab"))  # noqa: SIM115 - closed in exited
+            self._files.append(open(self.stderr_path, "ab"))  # noqa: SIM115
+            out, err = self._files
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env,
+                **options,
+            )  # fmt: skip
+        except OSError:
+            self._close_files()
+            raise
         self.state = "running"
 
     def ask_to_stop(self) -> None:
@@ -106,9 +112,12 @@ class ChildProcess:
         assert self.process.returncode is not None
         self.exit_code = self.process.returncode
         self.state = "exited"
-        for file in self._files:
-            file.close()
+        self._close_files()
         return self.exit_code
+
+    def _close_files(self) -> None:
+        while self._files:
+            self._files.pop().close()
 
     def describe(self) -> dict[str, Any]:
         return {

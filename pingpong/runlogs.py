@@ -2,7 +2,9 @@
 
 Shared by the checker and the summary. A line that does not parse is kept as a
 :class:`BadLine` (file, line number, reason) rather than raised, so that one bad
-line costs one finding, not the whole report.
+line costs one finding, not the whole report. A last line without its line end is
+torn (a write cut short): it is reported as such and never parsed, even when its
+bytes would happen to make a record.
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ class RunLogs:
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        bad.append(BadLine(path.name, data.count(b"\n") + 1, "unfinished last line"))
+        torn = len(data) - data.rfind(b"\n") - 1
+        reason = f"torn last line: {torn} bytes without a line end (a write cut short); not read"
+        bad.append(BadLine(path.name, data.count(b"\n") + 1, reason))
         data = data[: data.rfind(b"\n") + 1]
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:

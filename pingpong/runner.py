@@ -14,7 +14,12 @@
 * Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
   died): clients first, each given its timeout plus a grace to log its in-flight
   outcomes, then the server; a child that overstays is killed and the fact recorded.
-* Then the checker runs over the logs and ``run.json`` gets the outcome.
+* Then the checker runs over the logs and ``run.json`` gets the outcome; not when
+  the server never started, as there are no logs to check.
+* A folder that cannot be written stops everything before it starts
+  (:class:`RunFolderError`). Once the run is going, a ``run.json`` that cannot be
+  written (a full disk …) fails the run, which stops as usual; the file on disk
+  stays the last one written whole, and ``save_error`` says what failed.
 """
 
 from __future__ import annotations
@@ -33,11 +38,11 @@ from typing import Any
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
-from .lifecycle import Stop
+from .lifecycle import FATAL_PREFIX, Stop, os_error_text
 from .process import ChildProcess, child_environment, tail
-from .settings import RunSettings
+from .settings import ClientSettings, RunSettings, ServerSettings
 
-__all__ = ["Run", "RunFailed", "new_run_folder", "run_cli", "write_json"]
+__all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
 
 RUN_JSON = "run.json"
 _POLL_S = 0.01
@@ -46,25 +51,48 @@ _GRACE_S = 5.0
 _ACTIVE = ("starting", "running", "stopping")
 
 
+class RunFolderError(Exception):
+    """The run's folder cannot be made or written; nothing has started. One line."""
+
+
 def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken.
+
+    Raises :class:`RunFolderError` if ``runs_dir`` cannot hold it (read-only, a file …).
+    """
     base = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
     suffix = 1
-    while True:
-        folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            suffix += 1
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                suffix += 1
+    except OSError as exc:
+        raise RunFolderError(
+            f"cannot create a run folder in {runs_dir}: {os_error_text(exc)}"
+        ) from None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, whole."""
+    """Replace ``path`` atomically: a reader sees the old file or the new one, whole.
+
+    On failure (a full disk …) raises :class:`OSError`, leaving the old file and no
+    temporary one.
+    """
     temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
 
 
 class RunFailed(Exception):
@@ -92,7 +120,7 @@ class Run:
         self.slack_ms = slack_ms
         self.on_change = on_change
         self.state = "starting"
-        self.stopped_by: str | None = None  # "deadline", "stop", "signal: …", "failure"
+        self.stopped_by: str | None = None  # "deadline", "stop", "SIGTERM" …, "failure"
         self.error: str | None = None
         self.started_at = datetime.now()
         self.listening_at: datetime | None = None
@@ -102,6 +130,9 @@ class Run:
         self.processes: list[ChildProcess] = []
         self.summary: dict[str, Any] | None = None
         self.check: dict[str, Any] | None = None
+        self.check_not_run: str | None = None  # why the logs were not checked
+        self.save_error: str | None = None  # why run.json could not be written
+        self._prepared = False
         self._stop = asyncio.Event()
         self._listening_monotonic: float | None = None
         self._diagnostics = FileFollower(folder / "server.out")
@@ -137,51 +168,54 @@ class Run:
             "processes": [child.describe() for child in self.processes],
             "summary": self.summary,
             "check": self.check,
+            "check_not_run": self.check_not_run,
         }
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
 
+    def prepare(self) -> None:
+        """Write the first ``run.json``; :class:`RunFolderError` if the folder cannot take it."""
+        path = self.folder / RUN_JSON
+        try:
+            write_json(path, self.describe())
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {path}: {os_error_text(exc)}") from None
+        self._prepared = True
+
     def _save(self) -> None:
-        write_json(self.folder / RUN_JSON, self.describe())
+        """Write ``run.json``; if it cannot be written the run has failed (and stops)."""
+        path = self.folder / RUN_JSON
+        try:
+            write_json(path, self.describe())
+        except OSError as exc:
+            self.save_error = self.save_error or f"cannot write {path}: {os_error_text(exc)}"
+            self._fail(self.save_error)
 
     # -- start ------------------------------------------------------------------
 
-    def _argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "pingpong", *args]
+    def _child(self, role: str, settings: ServerSettings | ClientSettings) -> ChildProcess:
+        argv = [sys.executable, "-m", "pingpong", *settings.argv()]
+        return ChildProcess(role, argv, self.folder)
 
     async def start(self) -> None:
-        """Start the server, then each client in turn; raises :class:`RunFailed`."""
-        self._save()
+        """Start the server, then each client in turn; raises :class:`RunFailed`.
+
+        Raises :class:`RunFolderError`, having started nothing, if :meth:`prepare`
+        was not called and fails.
+        """
+        if not self._prepared:
+            self.prepare()
         s = self.settings
-        server = ChildProcess(
-            "server",
-            self._argv(
-                "server", "--host", s.host, "--port", str(s.port),
-                "--log-file", str(self.folder / "server.log"),
-                "--delay-ms", str(s.delay_ms), "--ignore", repr(s.ignore),
-                "--keepalive-s", repr(s.keepalive_s),
-                *([] if s.seed is None else ["--seed", str(s.seed)]),
-            ),
-            self.folder,
-        )  # fmt: skip
+        server = self._child("server", s.server(str(self.folder / "server.log")))
         try:
             await self._spawn(server)
             await self._wait_for(lambda: self.address is not None, server, "to listen")
             assert self.address is not None
             for number in range(1, s.clients + 1):
-                client_seed = None if s.seed is None else s.seed + number
-                client = ChildProcess(
-                    f"client{number}",
-                    self._argv(
-                        "client", "--host", s.host, "--port", str(self.address[1]),
-                        "--log-file", str(self.folder / f"client{number}.log"),
-                        "--interval-ms", str(s.interval_ms), "--timeout-ms", str(s.timeout_ms),
-                        *([] if client_seed is None else ["--seed", str(client_seed)]),
-                    ),
-                    self.folder,
-                )  # fmt: skip
+                log_file = str(self.folder / f"client{number}.log")
+                client = self._child(f"client{number}", s.client(number, log_file, self.address[1]))
                 await self._spawn(client)
                 await self._wait_for(
                     functools.partial(self.connected.__contains__, number), client, "to connect"
@@ -247,11 +281,7 @@ class Run:
         if child.state != "exited":
             child.exited()
         if self.state in ("starting", "running"):
-            stderr = tail(child.stderr_path).strip()
-            self._fail(
-                f"{child.role} (pid {child.pid}) exited with code {child.exit_code}"
-                + (f": {stderr}" if stderr else "")
-            )
+            self._fail(_exit_reason(child))
         self._changed()
 
     def _fail(self, error: str) -> None:
@@ -307,6 +337,22 @@ class Run:
 
     async def _finish(self) -> None:
         """Check the logs and total them up, in a child process (see pingpong.report)."""
+        if self.address is None:
+            self.check_not_run = "the server never started"
+        else:
+            await self._check()
+        if self.error is None:
+            killed = [p.role for p in self.processes if p.killed]
+            failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
+            if killed or failed:
+                self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
+        self.state = "finished" if self.error is None else "failed"
+        self._save()
+        if self.save_error is not None:
+            self.state = "failed"
+        self._changed()
+
+    async def _check(self) -> None:
         slack = [] if self.slack_ms is None else ["--slack-ms", str(self.slack_ms)]
         checker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pingpong.report", str(self.folder), *slack,
@@ -322,53 +368,85 @@ class Run:
                 f"the checker failed (exit code {checker.returncode}): "
                 + err.decode("utf-8", "replace").strip()[-2000:]
             )
-        if self.error is None:
-            killed = [p.role for p in self.processes if p.killed]
-            failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
-            if killed or failed:
-                self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
-        self.state = "finished" if self.error is None else "failed"
-        self._save()
-        self._changed()
 
 
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat(timespec="milliseconds")
 
 
-async def run_cli(settings: RunSettings, runs_dir: Path, log_dir: str | None) -> int:
+def _exit_reason(child: ChildProcess) -> str:
+    """Why a child that left on its own failed the run.
+
+    A child that gave up says why in its last line (``pingpong server: cannot listen
+    on …``), which is then the reason; otherwise its exit code and stderr's tail.
+    """
+    stderr = tail(child.stderr_path).strip()
+    last = stderr.splitlines()[-1] if stderr else ""
+    if child.exit_code == 1 and last.startswith(FATAL_PREFIX):
+        return last
+    return f"{child.role} (pid {child.pid}) exited with code {child.exit_code}" + (
+        f": {stderr}" if stderr else ""
+    )
+
+
+async def run_cli(
+    settings: RunSettings, runs_dir: Path, log_dir: str | None, slack_ms: float | None = None
+) -> int:
     """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
+    from .progress import show_progress
     from .stats import format_summary
 
-    if log_dir is not None:
-        folder = Path(log_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
-        if taken:
-            print(f"pingpong run: error: {folder} already holds {', '.join(sorted(taken))}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-    else:
-        folder = new_run_folder(runs_dir)
-    run = Run(settings, folder)
+    try:
+        if log_dir is not None:
+            folder = Path(log_dir)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
+            taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
+            if taken:
+                raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
+        else:
+            folder = new_run_folder(runs_dir)
+        run = Run(settings, folder, slack_ms=slack_ms)
+        try:
+            run.prepare()
+        except RunFolderError:
+            if log_dir is None:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # ours, and still empty
+            raise
+    except RunFolderError as exc:
+        print(f"pingpong run: error: {exc}", file=sys.stderr)
+        return 2
     stop = Stop()
     stop.install()
     watcher = asyncio.create_task(stop.requested.wait())
     watcher.add_done_callback(
-        lambda task: None if task.cancelled() else run.request_stop(f"signal ({stop.reason})")
+        lambda task: (
+            None if task.cancelled() else run.request_stop(stop.reason.removeprefix("signal "))
+        )  # "stopped by SIGTERM"
     )
     print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    progress: asyncio.Task[None] | None = None
     try:
         try:
             await run.start()
             assert run.address is not None
             print(f"server listening on {run.address[0]}:{run.address[1]}; Ctrl+C stops the run")
+            progress = asyncio.create_task(show_progress(run, sys.stdout))
         except RunFailed as exc:
             print(f"run failed to start: {exc}", file=sys.stderr)
         description = await run.wait()
     finally:
         watcher.cancel()
         stop.uninstall()
+        if progress is not None:  # wipes the status line before the summary
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
     print(format_summary(description))
+    if run.save_error is not None:
+        print(f"pingpong run: {run.save_error}", file=sys.stderr)
     check = description["check"]
     return 0 if description["state"] == "finished" and check and check["ok"] else 1

@@ -129,6 +129,8 @@ def format_summary(run: dict[str, Any]) -> str:
                 f"{client['timed_out']} timed out, {client['keepalives']} keepalives; {rt_text}"
             )
     check = run.get("check")
+    if run.get("check_not_run"):
+        lines.append(f"  check: not run ({run['check_not_run']})")
     if check:
         lines.append(f"  check: {'PASS' if check['ok'] else 'FAIL'}")
         for rule in check["rules"]:

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from openapi_spec_validator import validate as validate_openapi
 from playwright.sync_api import Browser, Route, sync_playwright
 from pydantic import TypeAdapter
 
 from app import models
 from app.main import create_app
-from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
+from pingpong.settings import DEFAULTS, MAX_SEED, MAX_TIMEOUT_MS, RunSettings, SettingsErrors
 
 from .conftest import Dashboard
 from .test_browser import ARGS, CHROMIUM, Watch
@@ -56,7 +56,7 @@ def test_every_route_is_documented(client: TestClient, openapi: dict[str, Any]) 
     routes = [r for r in app.routes if isinstance(r, APIRoute) and r.include_in_schema]  # type: ignore[attr-defined]
     assert {r.path for r in routes} == set(openapi["paths"])
     for route in routes:
-        for method in route.methods:
+        for method in route.methods or ():
             operation = openapi["paths"][route.path][method.lower()]
             assert operation.get("description"), (method, route.path)
             (success,) = [code for code in operation["responses"] if code.startswith("2")]
@@ -84,21 +84,29 @@ def test_start_documents_every_setting(openapi: dict[str, Any]) -> None:
         "type": "integer", "minimum": 1, "maximum": 100, "default": 2, "description": "",
         "title": "",
     }  # fmt: skip
-    assert properties["seed"]["anyOf"] == [{"type": "integer"}, {"type": "null"}]
+    assert properties["seed"]["anyOf"] == [
+        {"type": "integer", "minimum": 0, "maximum": MAX_SEED},
+        {"type": "null"},
+    ]
     assert properties["seed"]["default"] is None
     assert properties["host"]["type"] == "string"
     for pair in ("interval_ms", "delay_ms"):
         assert properties[pair]["type"] == "array"
         assert properties[pair]["minItems"] == properties[pair]["maxItems"] == 2
         assert properties[pair]["items"]["type"] == "integer"
-    assert "greater than the maximum of delay_ms" in properties["timeout_ms"]["description"]
+    assert "Must be above the server delay maximum." in properties["timeout_ms"]["description"]
+    assert "Max must be below the timeout." in properties["delay_ms"]["description"]
 
 
 def _refused(name: str, value: object) -> bool:
     """Whether the settings' own validation refuses ``value`` for ``name``."""
-    data: dict[str, object] = {name: value}
-    if name == "timeout_ms":
-        data["delay_ms"] = [0, 0]  # its other bound: greater than the delay maximum
+    # The other field of the rule between them (timeout above the delay maximum) kept clear.
+    partners: dict[str, dict[str, object]] = {
+        "timeout_ms": {"delay_ms": [0, 0]},
+        "delay_ms": {"timeout_ms": MAX_TIMEOUT_MS},
+    }
+    partner = partners.get(name, {})
+    data: dict[str, object] = {name: value, **partner}
     try:
         RunSettings.from_json(data)
     except SettingsErrors as errors:
@@ -118,14 +126,15 @@ def test_the_documented_bounds_are_the_enforced_ones(openapi: dict[str, Any]) ->
             assert _refused(name, [high, high + 1]), name
             checked += 1
             continue
-        integer = field.get("type") == "integer"  # seed (anyOf) has no bounds
+        field = field["anyOf"][0] if "anyOf" in field else field  # seed: integer or null
+        integer = field["type"] == "integer"
         for bound, outward in (("minimum", -1), ("maximum", +1)):
             if bound in field:
                 at = int(field[bound]) if integer else field[bound]
                 assert not _refused(name, at), (name, bound)
                 assert _refused(name, at + outward * (1 if integer else 0.01)), (name, bound)
                 checked += 1
-    assert checked == 2 + 2 * 6  # the two pairs; both bounds of six numbers
+    assert checked == 2 + 2 * 7  # the two pairs; both bounds of seven numbers
 
 
 def _validate(model: Any, data: Any) -> None:
@@ -231,7 +240,7 @@ def test_docs_work_offline_and_show_every_route(browser: Browser, dashboard: Das
                   "timeout_msExpand allinteger[1, 3600000]"):  # fmt: skip
         assert shown in text
     body.locator(".json-schema-2020-12-accordion", has_text="timeout_ms").click()
-    body.get_by_text("greater than the maximum of delay_ms").wait_for()
+    body.get_by_text("Must be above the server delay maximum").wait_for()
     assert left == []
     assert watch.problems == []
     page.close()

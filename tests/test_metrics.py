@@ -97,7 +97,8 @@ def openmetrics_types(client: TestClient) -> dict[str, str]:
     response = client.get("/metrics", headers={"accept": OPENMETRICS})
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
-    return {family.name: family.type for family in parse_openmetrics(response.text)}
+    families = parse_openmetrics(response.text)  # type: ignore[no-untyped-call]
+    return {family.name: family.type for family in families}
 
 
 def test_a_fresh_app_exposes_valid_metrics(client: TestClient) -> None:
@@ -125,8 +126,8 @@ def test_a_fresh_app_exposes_valid_metrics(client: TestClient) -> None:
         "pingpong_client_round_trip_seconds_count",
     ):
         assert series(samples, name) == {}, name  # no run yet: nothing to say about one
-    for name in samples:
-        assert name[0].startswith(("pingpong_", "process_", "python_")), name
+    for sample_name, _labels in samples:
+        assert sample_name.startswith(("pingpong_", "process_", "python_")), sample_name
 
 
 def test_metrics_refuse_a_foreign_host(client: TestClient) -> None:
@@ -243,9 +244,9 @@ def test_metrics_follow_a_run_and_match_its_summary(client: TestClient, tmp_path
     assert value(samples, "pingpong_run_elapsed_seconds") == pytest.approx(
         status["run"]["elapsed"], abs=0.001
     )
-    lines = len(logs.server) + sum(len(lines) for lines in logs.clients.values())
-    assert value(samples, "pingpong_tail_lag_seconds_count") == lines
-    assert value(samples, "pingpong_tail_lag_seconds_bucket", le="5.0") == lines  # polled live
+    read = len(logs.server) + sum(len(lines) for lines in logs.clients.values())
+    assert value(samples, "pingpong_tail_lag_seconds_count") == read
+    assert value(samples, "pingpong_tail_lag_seconds_bucket", le="5.0") == read  # polled live
 
     # The next run starts its counters from zero, under a new id and a later start time.
     second = client.post("/api/start", json={**RUN, "duration": 30}).json()
