@@ -499,7 +499,9 @@
           ? `${server.requests} requests, ${server.answered} answered, ${server.ignored} ignored (${server.ignored_pct} %), ${timedOut} timed out`
           : "—";
         let verdict = `<span class="muted">${escapeHtml(run.state)}</span>`;
-        if (run.check) {
+        if (run.check_not_run) {
+          verdict = `<span class="muted">not run: ${escapeHtml(run.check_not_run)}</span>`;
+        } else if (run.check) {
           const findings = run.check.rules.flatMap((r) => r.findings.map((f) => `${r.name}: ${f}`));
           verdict = run.check.ok
             ? `<span class="verdict-pass">pass</span>`

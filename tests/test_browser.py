@@ -160,6 +160,8 @@ def test_fresh_page_and_history_wide_and_narrow(browser: Browser, tmp_path: Path
         summary = error.locator("summary").text_content() or ""
         full = error.locator("pre").text_content() or ""
         assert "cannot listen" in full
+        check = row.locator('td[data-label="check"]').text_content() or ""
+        assert check == "not run: the server never started"
         assert len(summary) <= 141
         assert full.startswith(summary.rstrip("…"))
         assert not error.locator("pre").is_visible()
