@@ -350,19 +350,24 @@ class Rules:
                 rounds.append((record.response_time, 1, line.number))
             previous = record.response_time
         clients = max(len(self.logs.clients), self.s.clients)
-        origin = rounds[0][0] if rounds else None
-        for time, copies, first in rounds:
+        # Each round's phase on the grid, measured from the first round. A timer can fire
+        # late but never early, so the earliest phase is the best estimate of the grid
+        # itself: measuring from it keeps a late first round from making every punctual
+        # round after it look off the grid.
+        phases: list[float] = []
+        for time, _copies, _first in rounds:
+            offset = _ms(time, rounds[0][0])
+            phases.append(offset - round(offset / period_ms) * period_ms)
+        grid = min(phases, default=0.0)
+        for (_time, copies, first), phase in zip(rounds, phases, strict=True):
             rule.checked += 1
             if copies > clients:
                 rule.findings.append(
                     f"server.log:{first}: a keepalive round of {copies} copies "
                     f"for {clients} clients"
                 )
-            assert origin is not None
-            offset = _ms(time, origin)
-            steps = round(offset / period_ms)
-            drift = offset - steps * period_ms
-            if abs(drift) > self.slack:
+            drift = phase - grid
+            if drift > self.slack:
                 rule.findings.append(
                     f"server.log:{first}: keepalive round {drift:+.0f} ms off the "
                     f"{self.s.keepalive_s:g} s grid"
