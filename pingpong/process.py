@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .lifecycle import SUPERVISED_ENV
+from .runfolder import RunFolder
 
 __all__ = ["ChildProcess", "child_environment", "tail"]
 
@@ -62,11 +63,11 @@ class ChildProcess:
 
     @property
     def stdout_path(self) -> Path:
-        return self.folder / f"{self.role}.out"
+        return RunFolder(self.folder).stdout(self.role)
 
     @property
     def stderr_path(self) -> Path:
-        return self.folder / f"{self.role}.err"
+        return RunFolder(self.folder).stderr(self.role)
 
     async def spawn(self) -> None:
         """Start the process; :class:`OSError` if it cannot be (no files, no executable)."""

@@ -25,6 +25,7 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
+from .runfolder import RunFolder
 
 if TYPE_CHECKING:
     from .runner import Run
@@ -53,8 +54,9 @@ class LogTally:
 
     def __init__(self, folder: Path, clients: int) -> None:
         self.tally = Tally()
-        self._server = FileFollower(folder / "server.log")
-        self._clients = [FileFollower(folder / f"client{k}.log") for k in range(1, clients + 1)]
+        files = RunFolder(folder)
+        self._server = FileFollower(files.server_log)
+        self._clients = [FileFollower(files.client_log(k)) for k in range(1, clients + 1)]
 
     def poll(self) -> Tally:
         for line in self._server.read():

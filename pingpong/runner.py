@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,59 +39,23 @@ from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_d
 from .follow import FileFollower
 from .lifecycle import FATAL_PREFIX, Stop, os_error_text
 from .process import ChildProcess, child_environment, tail
+from .runfolder import (
+    RUN_JSON,
+    SERVER_ROLE,
+    RunFolder,
+    RunFolderError,
+    client_role,
+    new_run_folder,
+    write_json,
+)
 from .settings import ClientSettings, RunSettings, ServerSettings
 
 __all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
 
-RUN_JSON = "run.json"
 _POLL_S = 0.01
 _STARTUP_TIMEOUT_S = 15.0
 _GRACE_S = 5.0
 _ACTIVE = ("starting", "running", "stopping")
-
-
-class RunFolderError(Exception):
-    """The run's folder cannot be made or written; nothing has started. One line."""
-
-
-def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken.
-
-    Raises :class:`RunFolderError` if ``runs_dir`` cannot hold it (read-only, a file …).
-    """
-    base = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
-    suffix = 1
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        while True:
-            folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
-            try:
-                folder.mkdir()
-                return folder
-            except FileExistsError:
-                suffix += 1
-    except OSError as exc:
-        raise RunFolderError(
-            f"cannot create a run folder in {runs_dir}: {os_error_text(exc)}"
-        ) from None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, whole.
-
-    On failure (a full disk …) raises :class:`OSError`, leaving the old file and no
-    temporary one.
-    """
-    temporary = path.with_suffix(".tmp")
-    try:
-        temporary.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
 
 
 class RunFailed(Exception):
@@ -116,7 +79,8 @@ class Run:
     ) -> None:
         self.settings = settings
         self.folder = folder
-        self.id = folder.name
+        self.files = RunFolder(folder)
+        self.id = self.files.id
         self.slack_ms = slack_ms
         self.on_change = on_change
         self.state = "starting"
@@ -135,7 +99,7 @@ class Run:
         self._prepared = False
         self._stop = asyncio.Event()
         self._listening_monotonic: float | None = None
-        self._diagnostics = FileFollower(folder / "server.out")
+        self._diagnostics = FileFollower(self.files.stdout(SERVER_ROLE))
         self._watchers: list[asyncio.Task[None]] = []
 
     # -- what the run looks like ----------------------------------------------------
@@ -177,18 +141,18 @@ class Run:
 
     def prepare(self) -> None:
         """Write the first ``run.json``; :class:`RunFolderError` if the folder cannot take it."""
-        path = self.folder / RUN_JSON
+        path = self.files.run_json
         try:
-            write_json(path, self.describe())
+            self.files.write_run_json(self.describe())
         except OSError as exc:
             raise RunFolderError(f"cannot write {path}: {os_error_text(exc)}") from None
         self._prepared = True
 
     def _save(self) -> None:
         """Write ``run.json``; if it cannot be written the run has failed (and stops)."""
-        path = self.folder / RUN_JSON
+        path = self.files.run_json
         try:
-            write_json(path, self.describe())
+            self.files.write_run_json(self.describe())
         except OSError as exc:
             self.save_error = self.save_error or f"cannot write {path}: {os_error_text(exc)}"
             self._fail(self.save_error)
@@ -208,14 +172,16 @@ class Run:
         if not self._prepared:
             self.prepare()
         s = self.settings
-        server = self._child("server", s.server(str(self.folder / "server.log")))
+        server = self._child(SERVER_ROLE, s.server(str(self.files.server_log)))
         try:
             await self._spawn(server)
             await self._wait_for(lambda: self.address is not None, server, "to listen")
             assert self.address is not None
             for number in range(1, s.clients + 1):
-                log_file = str(self.folder / f"client{number}.log")
-                client = self._child(f"client{number}", s.client(number, log_file, self.address[1]))
+                log_file = str(self.files.client_log(number))
+                client = self._child(
+                    client_role(number), s.client(number, log_file, self.address[1])
+                )
                 await self._spawn(client)
                 await self._wait_for(
                     functools.partial(self.connected.__contains__, number), client, "to connect"
@@ -318,8 +284,8 @@ class Run:
         """Clients first, then the server; kill whoever overstays."""
         self.state = "stopping"
         self._changed()
-        clients = [p for p in self.processes if p.role != "server" and p.process is not None]
-        servers = [p for p in self.processes if p.role == "server" and p.process is not None]
+        clients = [p for p in self.processes if p.role != SERVER_ROLE and p.process is not None]
+        servers = [p for p in self.processes if p.role == SERVER_ROLE and p.process is not None]
         client_grace = self.settings.timeout_ms / 1000 + _GRACE_S
         server_grace = self.settings.delay_ms.high / 1000 + _GRACE_S
         for group, grace in ((clients, client_grace), (servers, server_grace)):
