@@ -5,7 +5,9 @@ processes, their order, the graceful stop (clients first), the checker, ``run.js
 The supervisor adds what a long-lived service needs around it: refusing a second
 run, polling the run's diagnostics and log files (:mod:`app.tail`) into its live
 state (:mod:`app.live`), telling the hub when something changed, and stopping the
-run gracefully when the app shuts down.
+run gracefully when the app shuts down. If the run's control itself fails (a bug),
+the run's processes are killed and the run ends as ``failed`` with the error, so the
+next Start is accepted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from pingpong.runner import Run, RunFailed, RunFolderError, new_run_folder
 from pingpong.settings import RunSettings
+from pingpong.states import RunState, StoppedBy
 
 from .live import LiveState
 from .tail import RunTailer
@@ -47,8 +50,8 @@ class Supervisor:
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def state(self) -> str:
-        return "idle" if self.run is None else self.run.state
+    def state(self) -> RunState:
+        return RunState.IDLE if self.run is None else self.run.state
 
     @property
     def active(self) -> bool:
@@ -73,7 +76,7 @@ class Supervisor:
         return {"state": self.state, "run": run, "counters": counters}
 
     async def start(self, settings: RunSettings) -> Run:
-        if self.active:
+        if not self.state.can_go_to(RunState.STARTING):
             raise Conflict("a run is already active")
         try:
             folder = new_run_folder(self.runs_dir)
@@ -98,7 +101,7 @@ class Supervisor:
     def stop(self) -> Run:
         if self.run is None or not self.run.active:
             raise Conflict("no run is active")
-        self.run.request_stop("stop")
+        self.run.request_stop(StoppedBy.STOP)
         self.on_change()
         return self.run
 
@@ -106,7 +109,7 @@ class Supervisor:
         """Stop the active run gracefully and wait for it (the app is going away)."""
         if self.run is not None and self.run.active:
             logger.info("app shutting down: stopping run %s", self.run.id)
-            self.run.request_stop("app shutdown")
+            self.run.request_stop(StoppedBy.APP_SHUTDOWN)
         if self._task is not None:
             await self._task
 
@@ -116,13 +119,17 @@ class Supervisor:
             with contextlib.suppress(RunFailed):
                 await run.start()
             await run.wait()
-        except Exception:  # a bug must not leave processes behind or the state stuck
-            logger.exception("run %s crashed", run.id)
-            raise
+        except Exception as exc:  # a bug must not leave processes behind or the state stuck
+            logger.exception("run %s crashed; killing its processes", run.id)
+            await run.abort(f"run control failed: {type(exc).__name__}: {exc}")
         finally:
             poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await poller
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the run went on without live counters; say why
+                logger.exception("run %s: following its logs failed", run.id)
             tailer.drain()
             tailer.close()
             logger.info("run %s ended: %s", run.id, run.state)
