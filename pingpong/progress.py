@@ -26,6 +26,7 @@ from .logformat import (
     parse_server_line,
 )
 from .runfolder import RunFolder
+from .states import RunState
 
 if TYPE_CHECKING:
     from .runner import Run
@@ -94,7 +95,7 @@ def clock(seconds: float) -> str:
 
 def format_status(
     *,
-    state: str,
+    state: RunState,
     elapsed: float,
     duration: float,
     connected: int,
@@ -104,7 +105,7 @@ def format_status(
 ) -> str:
     """The status line, in words if they fit in ``width`` − 1 characters (a full last
     column would wrap), else in short words, cut to fit."""
-    when = f"{clock(duration - elapsed)} left" if state == "running" else state
+    when = f"{clock(duration - elapsed)} left" if state is RunState.RUNNING else state
     t = tally
     wide = (
         f"{clock(elapsed)} elapsed, {when} · {connected}/{clients} clients · "

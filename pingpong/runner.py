@@ -476,4 +476,4 @@ async def run_cli(
     if run.save_error is not None:
         print(f"pingpong run: {run.save_error}", file=sys.stderr)
     check = description["check"]
-    return 0 if description["state"] == "finished" and check and check["ok"] else 1
+    return 0 if run.state is RunState.FINISHED and check and check["ok"] else 1
