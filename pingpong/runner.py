@@ -293,7 +293,6 @@ class Run:
         """The run's own control failed (a bug): kill the children, record ``error``,
         end as ``failed`` and write ``run.json``. Never raises for a child or the file."""
         self._fail(error)
-        self._stopping_now = True
         for watcher in self._watchers:
             watcher.cancel()
         for child in self.processes:
