@@ -105,6 +105,15 @@ class RoundTrips:
             step >>= 1
         return float(position * self.width)  # position is the 0-based bin index
 
+    def count_at_most(self, value_ms: float) -> int:
+        """How many values are at most ``value_ms`` (exact with 1 ms bins; a Prometheus bucket)."""
+        index = min(max(-1, int(value_ms // self.width)), self.size - 1) + 1
+        total = 0
+        while index > 0:
+            total += self._tree[index]
+            index -= index & -index
+        return total
+
     def stats(self) -> dict[str, float] | None:
         if not self.count:
             return None

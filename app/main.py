@@ -19,16 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from pingpong import __version__
 from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
 from pingpong.states import ACTIVE_STATES
 
+from . import models
 from .history import list_runs, log_path, read_run
 from .hub import Hub
 from .live import time_zone
+from .metrics import Metrics
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor, Unavailable
 
@@ -39,6 +43,7 @@ RUNS_DIR_ENV = "PINGPONG_RUNS_DIR"
 MAX_BODY_BYTES = 64 * 1024
 #: The run's settings as the page builds its form from them (pingpong.settings).
 SCHEMA = RUN.to_json()
+SWAGGER_UI = "vendor/swagger-ui-dist-5.35.0"  # in static/, with its licence
 logger = logging.getLogger("app")
 
 
@@ -69,7 +74,8 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         run_changed = True
         hub.changed()
 
-    supervisor = Supervisor(runs, on_change=on_change)
+    metrics = Metrics()
+    supervisor = Supervisor(runs, on_change=on_change, on_read=metrics.observe_read)
 
     def snapshot() -> dict[str, Any]:
         live = supervisor.live.snapshot() if supervisor.live is not None else None
@@ -92,6 +98,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         return {"state": supervisor.state, "run": supervisor.describe_run(), "live": live}
 
     hub = Hub(snapshot, update)
+    metrics.watch(supervisor, hub)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -108,9 +115,18 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await broadcaster
 
-    app = FastAPI(title="pingpong dashboard", lifespan=lifespan)
+    app = FastAPI(
+        title="pingpong dashboard",
+        version=__version__,
+        description=_API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # FastAPI's own pages load their scripts from a CDN; ours are vendored
+        redoc_url=None,
+    )
+    models.keep_null_defaults(app)
     app.state.supervisor = supervisor
     app.state.hub = hub
+    app.state.metrics = metrics
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
     app.mount("/static", StaticFiles(directory=static), name="static")
@@ -120,8 +136,12 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         # Browsers ask for it by this name whatever the page links (bookmarks, tabs).
         return FileResponse(static / "favicon.ico", media_type="image/x-icon")
 
+    # The routes build their JSON themselves and return it as a response, which FastAPI
+    # sends as it is: response_model only documents it (the tests hold them together).
+
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
+        """The page, server-rendered with the current snapshot embedded."""
         run = supervisor.run
         values = run.settings.to_json() if run is not None else DEFAULTS
         return templates.TemplateResponse(
@@ -131,12 +151,26 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
              "values": values},
         )  # fmt: skip
 
-    @app.get("/api/status")
-    async def status() -> dict[str, Any]:
-        return supervisor.status()
+    @app.get("/api/status", response_model=models.Status)
+    async def status() -> JSONResponse:
+        """The state, the current or last run, and its live counters."""
+        return JSONResponse(supervisor.status())
 
-    @app.post("/api/start", status_code=202)
+    @app.post(
+        "/api/start",
+        status_code=202,
+        response_model=models.Run,
+        responses={
+            409: {"model": models.Error, "description": "A run is already active."},
+            413: {"model": models.Error, "description": "The body is over 64 KiB."},
+            422: {"model": models.ValidationErrors, "description": "Invalid settings."},
+            503: {"model": models.Error, "description": "The runs folder cannot be written."},
+        },
+        openapi_extra=models.settings_request_body(),
+    )
     async def start(request: Request) -> JSONResponse:
+        """Start a run (202 with it); 409 while a run is active; 422 for invalid settings;
+        413 for a body over 64 KiB; 503 when the runs folder cannot be written."""
         body = await _read_body(request, MAX_BODY_BYTES)
         if body is None:
             return _error(413, f"the body is over {MAX_BODY_BYTES} bytes; settings take far less")
@@ -166,8 +200,14 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             return _error(503, str(exc))
         return JSONResponse(supervisor.describe_run(), status_code=202)
 
-    @app.post("/api/stop", status_code=202)
+    @app.post(
+        "/api/stop",
+        status_code=202,
+        response_model=models.Run,
+        responses={409: {"model": models.Error}},
+    )
     async def stop() -> JSONResponse:
+        """Stop the active run gracefully, clients first (202); 409 if no run is active."""
         try:
             supervisor.stop()
         except Conflict as exc:
@@ -182,29 +222,71 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             return on_disk
         return current | {"logs": on_disk["logs"]}
 
-    @app.get("/api/runs")
-    async def runs_list() -> list[dict[str, Any]]:
-        return [freshest(run) for run in await asyncio.to_thread(list_runs, runs)]
+    @app.get("/api/runs", response_model=list[models.StoredRun | models.UnreadableRun])
+    async def runs_list() -> JSONResponse:
+        """Every run in the runs folder, newest first, the command line's too."""
+        return JSONResponse([freshest(run) for run in await asyncio.to_thread(list_runs, runs)])
 
-    @app.get("/api/runs/{run_id}")
+    @app.get(
+        "/api/runs/{run_id}",
+        response_model=models.StoredRun | models.UnreadableRun,
+        responses={404: {"model": models.Error}},
+    )
     async def run_detail(run_id: str) -> JSONResponse:
+        """One run's run.json: settings, processes and exit codes, summary, check."""
         found = await asyncio.to_thread(read_run, runs, run_id)
         if found is None:
             return _error(404, f"no run {run_id!r}")
         return JSONResponse(freshest(found))
 
-    @app.get("/api/runs/{run_id}/logs/{name}", response_model=None)
+    @app.get(
+        "/api/runs/{run_id}/logs/{name}",
+        response_class=PlainTextResponse,
+        response_model=None,
+        responses={404: models.json_error("No such run, or no such file in it.")},
+    )
     async def run_log(run_id: str, name: str) -> FileResponse | JSONResponse:
+        """One of a run's files as text: server.log, clientK.log, or a process's .out or .err."""
         path = log_path(runs, run_id, name)
         if path is None:
             return _error(404, f"no log {name!r} in run {run_id!r}")
         return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics: OpenMetrics when the scraper asks for it, else the text format."""
+        body, content_type = await metrics.exposition(request.headers.get("accept", ""))
+        return Response(body, media_type=content_type)
+
+    @app.get(models.WS_SCHEMA_PATH, response_model=dict[str, Any])
+    async def ws_schema() -> JSONResponse:
+        """The JSON Schema of the messages WS /ws sends."""
+        return JSONResponse(models.ws_schema(), media_type="application/schema+json")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="pingpong dashboard API",
+            swagger_js_url=f"/static/{SWAGGER_UI}/swagger-ui-bundle.js",
+            swagger_css_url=f"/static/{SWAGGER_UI}/swagger-ui.css",
+            swagger_favicon_url="/favicon.ico",
+            # No online validator badge: nothing leaves the machine.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
 
     @app.websocket("/ws")
     async def websocket(websocket: WebSocket) -> None:
         await hub.serve(websocket)
 
     return app
+
+
+_API_DESCRIPTION = f"""Start, stop and watch pingpong runs.
+
+`WS /ws` streams a snapshot, then batched updates; their JSON Schema is at
+[{models.WS_SCHEMA_PATH}]({models.WS_SCHEMA_PATH}). Prometheus metrics are at `/metrics`.
+"""
 
 
 def _script_json(data: Any) -> str:

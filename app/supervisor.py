@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pingpong.logformat import Record
 from pingpong.runner import Run, RunFailed, RunFolderError, new_run_folder
 from pingpong.settings import RunSettings
 from pingpong.states import RunState, StoppedBy
@@ -42,9 +43,18 @@ class Unavailable(Exception):
 
 
 class Supervisor:
-    def __init__(self, runs_dir: Path, on_change: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        on_change: Callable[[], None],
+        on_read: Callable[[Record], None] | None = None,
+    ) -> None:
+        """``on_read`` sees each log record as the tailer reads it (the metrics' hook)."""
         self.runs_dir = runs_dir
         self.on_change = on_change
+        self.on_read = on_read
+        # Runs that ended, by their final state.
+        self.ended = {RunState.FINISHED: 0, RunState.FAILED: 0}
         self.run: Run | None = None
         self.live: LiveState | None = None
         self._task: asyncio.Task[None] | None = None
@@ -92,7 +102,7 @@ class Supervisor:
             raise Unavailable(str(exc)) from None
         self.run = run
         self.live = LiveState(settings)
-        tailer = RunTailer(run.folder, settings.clients, self.live)
+        tailer = RunTailer(run.folder, settings.clients, self.live, self.on_read)
         self._task = asyncio.create_task(self._drive(run, tailer), name=f"run {run.id}")
         self.on_change()
         logger.info("run %s started: %s", run.id, settings)
@@ -132,6 +142,10 @@ class Supervisor:
                 logger.exception("run %s: following its logs failed", run.id)
             tailer.drain()
             tailer.close()
+            # A run is finished or failed by now; one that crashed (a bug) too, by Run.abort.
+            self.ended[
+                RunState.FINISHED if run.state is RunState.FINISHED else RunState.FAILED
+            ] += 1
             logger.info("run %s ended: %s", run.id, run.state)
             self.on_change()
 

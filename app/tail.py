@@ -12,10 +12,11 @@ is counted as a bad line, never read as a record.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from pingpong.follow import FileFollower
-from pingpong.logformat import LogFormatError, parse_client_line, parse_server_line
+from pingpong.logformat import LogFormatError, Record, parse_client_line, parse_server_line
 from pingpong.runfolder import SERVER_LOG, RunFolder, client_log_name
 
 from .live import LiveState
@@ -28,8 +29,16 @@ _BYTES_PER_POLL = 256 * 1024
 
 
 class RunTailer:
-    def __init__(self, folder: Path, clients: int, live: LiveState) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        clients: int,
+        live: LiveState,
+        on_read: Callable[[Record], None] | None = None,
+    ) -> None:
+        """``on_read`` sees each record as soon as it is read (the metrics' lag)."""
         self.live = live
+        self.on_read = on_read
         files = RunFolder(folder)
         self._server = FileFollower(files.server_log, max_bytes=_BYTES_PER_POLL)
         self._clients = {
@@ -44,18 +53,26 @@ class RunTailer:
         for line in self._server.read():
             count += 1
             try:
-                self.live.on_server(parse_server_line(line))
+                record = parse_server_line(line)
             except LogFormatError as exc:
                 logger.warning("%s: %s", SERVER_LOG, exc)
                 self.live.on_bad_line()
+                continue
+            self.live.on_server(record)
+            if self.on_read is not None:
+                self.on_read(record)
         for number, follower in self._clients.items():
             for line in follower.read():
                 count += 1
                 try:
-                    self.live.on_client(number, parse_client_line(line))
+                    client_record = parse_client_line(line)
                 except LogFormatError as exc:
                     logger.warning("%s: %s", client_log_name(number), exc)
                     self.live.on_bad_line()
+                    continue
+                self.live.on_client(number, client_record)
+                if self.on_read is not None:
+                    self.on_read(client_record)
         return count
 
     def drain(self) -> None:

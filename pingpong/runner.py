@@ -233,6 +233,8 @@ class Run:
 
     def poll_diagnostics(self) -> None:
         """Read the server's new stdout lines: its address, clients coming and going."""
+        if self.ended_at is not None:
+            return  # all read and closed at the stop; reading again would reopen the file
         changed = False
         for line in self._diagnostics.read():
             event = parse_diagnostic(line)

@@ -61,5 +61,7 @@ def test_wheel_builds_without_warnings_and_ships_templates_and_static(tmp_path: 
     expected = {f"app/static/{name}" for name in _files(ROOT / "static")}
     expected |= {f"app/templates/{name}" for name in _files(ROOT / "templates")}
     assert "app/static/vendor/uplot-1.6.32/uPlot.iife.min.js" in expected
+    assert "app/static/vendor/swagger-ui-dist-5.35.0/swagger-ui-bundle.js" in expected
+    assert "app/static/vendor/swagger-ui-dist-5.35.0/LICENSE" in expected
     assert expected <= shipped, sorted(expected - shipped)
     assert {"pingpong/py.typed", "app/py.typed", "pingpong/__main__.py"} <= shipped

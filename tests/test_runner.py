@@ -218,3 +218,31 @@ def test_log_dir_is_not_overwritten(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "already holds server.log" in result.stderr
     assert (tmp_path / "server.log").read_text() == "old\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists open files through /proc")
+def test_polling_an_ended_run_opens_no_file(tmp_path: Path, no_stray_processes: None) -> None:
+    """The dashboard polls a run's diagnostics until it is checked, after its stop."""
+    settings = RunSettings(
+        clients=1, duration=1, interval_ms=MsRange(50, 200), delay_ms=MsRange(10, 100),
+        timeout_ms=300, keepalive_s=0.5,
+    )  # fmt: skip
+    folder = new_run_folder(tmp_path)
+
+    def open_in_folder() -> list[str]:
+        targets = []
+        for fd in Path("/proc/self/fd").iterdir():
+            try:
+                targets.append(os.readlink(fd))
+            except OSError:
+                continue  # closed meanwhile (the listing's own descriptor)
+        return [target for target in targets if target.startswith(str(folder))]
+
+    async def scenario() -> list[str]:
+        the_run = Run(settings, folder)
+        await the_run.start()
+        await the_run.wait()
+        the_run.poll_diagnostics()
+        return open_in_folder()
+
+    assert run(scenario()) == []
