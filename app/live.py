@@ -32,14 +32,34 @@ from pingpong.logformat import (
 )
 from pingpong.protocol import Keepalive
 from pingpong.settings import RunSettings
+from pingpong.states import StrEnum
 
-__all__ = ["EXCHANGES", "PENDING", "POINTS", "Attribution", "LiveState", "RoundTrips", "time_zone"]
+__all__ = [
+    "EXCHANGES",
+    "PENDING",
+    "POINTS",
+    "Attribution",
+    "LiveState",
+    "Outcome",
+    "RoundTrips",
+    "time_zone",
+]
 
 EXCHANGES = 200  # latest exchanges kept
 POINTS = 300  # points per chart series
 PENDING = 4096  # ignored requests (and timeouts) waiting for their pair
 DELAY_BINS = 20
 _MAX_BINS = 1 << 16
+
+
+class Outcome(StrEnum):
+    """What became of an exchange, as the page shows and filters it."""
+
+    ANSWERED = "answered"  # a client got its PONG in time
+    IGNORED = "ignored"  # the server chose not to answer (from server.log)
+    TIMED_OUT = "timed out"  # a client gave up waiting
+    KEEPALIVE = "keepalive"
+    LATE = "late"  # a PONG after its request timed out, or answering nothing pending
 
 
 def _ms(later: datetime, earlier: datetime) -> float:
@@ -288,7 +308,7 @@ class LiveState:
     def _exchange(
         self,
         when: datetime,
-        outcome: str,
+        outcome: Outcome,
         client: int | None,
         request: int | None,
         response: int | None,
@@ -322,7 +342,7 @@ class LiveState:
             self.ignored += 1
             self._count(record.request_time, "ignored")
             request = record.request.request
-            row = self._exchange(record.request_time, "ignored", None, request, None)
+            row = self._exchange(record.request_time, Outcome.IGNORED, None, request, None)
             row["client"] = self.attribution.on_ignored(record.request_time, request, row)
             return
         self.answered += 1
@@ -344,7 +364,7 @@ class LiveState:
             client.points.append(point)
             self._new_points.setdefault(number, []).append(point)
             self._exchange(
-                record.response_time, "answered", number, record.request.request,
+                record.response_time, Outcome.ANSWERED, number, record.request.request,
                 record.response.response, round_trip,
             )  # fmt: skip
         elif isinstance(record, TimedOut):
@@ -352,7 +372,7 @@ class LiveState:
             client.timed_out += 1
             self._count(record.response_time, "timed_out")
             request = record.request.request
-            self._exchange(record.response_time, "timed out", number, request, None)
+            self._exchange(record.response_time, Outcome.TIMED_OUT, number, request, None)
             ignored = self.attribution.on_timeout(record.request_time, request, number)
             if ignored is not None:
                 ignored["client"] = number
@@ -362,12 +382,12 @@ class LiveState:
         elif isinstance(record.response, Keepalive):
             client.keepalives += 1
             self._exchange(
-                record.response_time, "keepalive", number, None, record.response.response
+                record.response_time, Outcome.KEEPALIVE, number, None, record.response.response
             )
         else:
             client.late += 1
             self._exchange(
-                record.response_time, "late", number, record.response.request,
+                record.response_time, Outcome.LATE, number, record.response.request,
                 record.response.response,
             )  # fmt: skip
 

@@ -26,6 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from pingpong import __version__
 from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
+from pingpong.states import ACTIVE_STATES
 
 from . import models
 from .history import list_runs, log_path, read_run
@@ -84,6 +85,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             "live": live,
             "defaults": DEFAULTS,
             "schema": SCHEMA,
+            "active_states": list(ACTIVE_STATES),  # a run in these can be stopped, not started
             "time_zone": time_zone(datetime.now().astimezone()),
         }
 

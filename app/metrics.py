@@ -43,6 +43,7 @@ from prometheus_client.metrics_core import (
 )
 
 from pingpong.logformat import Ignored, Record
+from pingpong.states import RunState
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["LAG_BUCKETS_S", "ROUND_TRIP_BUCKETS_MS", "STATES", "Metrics", "written_at"]
 
 #: Every state of the dashboard's run, as ``pingpong_run_state`` lists them.
-STATES = ("idle", "starting", "running", "stopping", "finished", "failed")
+STATES = tuple(state.value for state in RunState)
 
 #: Upper bounds of the round-trip buckets: every 50 ms up to 1 s (the default delays are
 #: 100–1000 ms), then wider up to 10 s for slower settings.
@@ -144,8 +145,8 @@ class _RunCollector:
             "Runs that ended since the dashboard started, by how they ended.",
             labels=["state"],
         )
-        for state in ("finished", "failed"):
-            ended.add_metric([state], self.supervisor.ended[state], created=self.started)
+        for state in (RunState.FINISHED, RunState.FAILED):
+            ended.add_metric([state.value], self.supervisor.ended[state], created=self.started)
         viewers = GaugeMetricFamily(
             "pingpong_websocket_viewers",
             "Browsers (or scripts) connected to the live WebSocket.",

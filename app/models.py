@@ -12,13 +12,16 @@ run's settings that the command line, the API's validation and the page's form u
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from pingpong import settings as _settings
+from pingpong import states as _states
 from pingpong.settings import Setting
+
+from .live import Outcome as _Outcome
 
 __all__ = [
     "WS_SCHEMA_PATH",
@@ -208,15 +211,27 @@ class ValidationErrors(_Model):
 
 # -- runs ---------------------------------------------------------------------------
 
-AppState = Literal["idle", "starting", "running", "stopping", "finished", "failed"]
-RunState = Literal["starting", "running", "stopping", "finished", "failed"]
+# The words come from their enums (pingpong.states, app.live); as Literals, the schema
+# lists them in place. For mypy they are strings.
+if TYPE_CHECKING:
+    AppState = str
+    RunState = str
+    ProcessState = str
+    Outcome = str
+else:
+    AppState = Literal[tuple(state.value for state in _states.RunState)]
+    RunState = Literal[
+        tuple(state.value for state in _states.RunState if state is not _states.RunState.IDLE)
+    ]
+    ProcessState = Literal[tuple(state.value for state in _states.ProcessState)]
+    Outcome = Literal[tuple(outcome.value for outcome in _Outcome)]
 _TIME = "Local time, ISO 8601 with milliseconds and no offset"
 
 
 class Process(_Model):
     role: str = Field(description='"server" or "clientK".')
     pid: int | None = Field(description="null until it has started.")
-    state: Literal["starting", "running", "exited"]
+    state: ProcessState
     exit_code: int | None = Field(description="null until it has exited.")
     killed: bool = Field(description="It overstayed its graceful stop and was killed.")
 
@@ -351,7 +366,7 @@ class Exchange(_Model):
     request: int | None
     response: int | None
     round_trip_ms: float | None
-    outcome: Literal["answered", "ignored", "timed out", "keepalive", "late"]
+    outcome: Outcome
 
 
 class Rate(_Model):
@@ -453,6 +468,9 @@ class Snapshot(_Model):
     live: Live | None = Field(description="null before the first run.")
     defaults: RunSettings  # type: ignore[valid-type]
     schema_: SettingsSchema = Field(alias="schema", description="The settings' description.")
+    active_states: list[RunState] = Field(
+        description="The states of an active run: Stop applies, Start gets 409."
+    )
     time_zone: TimeZone
 
 

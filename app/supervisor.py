@@ -5,7 +5,9 @@ processes, their order, the graceful stop (clients first), the checker, ``run.js
 The supervisor adds what a long-lived service needs around it: refusing a second
 run, polling the run's diagnostics and log files (:mod:`app.tail`) into its live
 state (:mod:`app.live`), telling the hub when something changed, and stopping the
-run gracefully when the app shuts down.
+run gracefully when the app shuts down. If the run's control itself fails (a bug),
+the run's processes are killed and the run ends as ``failed`` with the error, so the
+next Start is accepted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from pingpong.logformat import Record
 from pingpong.runner import Run, RunFailed, RunFolderError, new_run_folder
 from pingpong.settings import RunSettings
+from pingpong.states import RunState, StoppedBy
 
 from .live import LiveState
 from .tail import RunTailer
@@ -50,14 +53,15 @@ class Supervisor:
         self.runs_dir = runs_dir
         self.on_change = on_change
         self.on_read = on_read
-        self.ended = {"finished": 0, "failed": 0}  # runs that ended, by their final state
+        # Runs that ended, by their final state.
+        self.ended = {RunState.FINISHED: 0, RunState.FAILED: 0}
         self.run: Run | None = None
         self.live: LiveState | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def state(self) -> str:
-        return "idle" if self.run is None else self.run.state
+    def state(self) -> RunState:
+        return RunState.IDLE if self.run is None else self.run.state
 
     @property
     def active(self) -> bool:
@@ -82,7 +86,7 @@ class Supervisor:
         return {"state": self.state, "run": run, "counters": counters}
 
     async def start(self, settings: RunSettings) -> Run:
-        if self.active:
+        if not self.state.can_go_to(RunState.STARTING):
             raise Conflict("a run is already active")
         try:
             folder = new_run_folder(self.runs_dir)
@@ -107,7 +111,7 @@ class Supervisor:
     def stop(self) -> Run:
         if self.run is None or not self.run.active:
             raise Conflict("no run is active")
-        self.run.request_stop("stop")
+        self.run.request_stop(StoppedBy.STOP)
         self.on_change()
         return self.run
 
@@ -115,7 +119,7 @@ class Supervisor:
         """Stop the active run gracefully and wait for it (the app is going away)."""
         if self.run is not None and self.run.active:
             logger.info("app shutting down: stopping run %s", self.run.id)
-            self.run.request_stop("app shutdown")
+            self.run.request_stop(StoppedBy.APP_SHUTDOWN)
         if self._task is not None:
             await self._task
 
@@ -125,17 +129,23 @@ class Supervisor:
             with contextlib.suppress(RunFailed):
                 await run.start()
             await run.wait()
-        except Exception:  # a bug must not leave processes behind or the state stuck
-            logger.exception("run %s crashed", run.id)
-            raise
+        except Exception as exc:  # a bug must not leave processes behind or the state stuck
+            logger.exception("run %s crashed; killing its processes", run.id)
+            await run.abort(f"run control failed: {type(exc).__name__}: {exc}")
         finally:
             poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await poller
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the run went on without live counters; say why
+                logger.exception("run %s: following its logs failed", run.id)
             tailer.drain()
             tailer.close()
-            # A run that crashed (a bug) stays "stopping" or "running": it failed too.
-            self.ended["finished" if run.state == "finished" else "failed"] += 1
+            # A run is finished or failed by now; one that crashed (a bug) too, by Run.abort.
+            self.ended[
+                RunState.FINISHED if run.state is RunState.FINISHED else RunState.FAILED
+            ] += 1
             logger.info("run %s ended: %s", run.id, run.state)
             self.on_change()
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pingpong.follow import FileFollower
 from pingpong.logformat import LogFormatError, Record, parse_client_line, parse_server_line
+from pingpong.runfolder import SERVER_LOG, RunFolder, client_log_name
 
 from .live import LiveState
 
@@ -38,9 +39,10 @@ class RunTailer:
         """``on_read`` sees each record as soon as it is read (the metrics' lag)."""
         self.live = live
         self.on_read = on_read
-        self._server = FileFollower(folder / "server.log", max_bytes=_BYTES_PER_POLL)
+        files = RunFolder(folder)
+        self._server = FileFollower(files.server_log, max_bytes=_BYTES_PER_POLL)
         self._clients = {
-            number: FileFollower(folder / f"client{number}.log", max_bytes=_BYTES_PER_POLL)
+            number: FileFollower(files.client_log(number), max_bytes=_BYTES_PER_POLL)
             for number in range(1, clients + 1)
         }
         self._torn: set[str] = set()  # logs whose torn last line was counted
@@ -53,7 +55,7 @@ class RunTailer:
             try:
                 record = parse_server_line(line)
             except LogFormatError as exc:
-                logger.warning("server.log: %s", exc)
+                logger.warning("%s: %s", SERVER_LOG, exc)
                 self.live.on_bad_line()
                 continue
             self.live.on_server(record)
@@ -65,7 +67,7 @@ class RunTailer:
                 try:
                     client_record = parse_client_line(line)
                 except LogFormatError as exc:
-                    logger.warning("client%d.log: %s", number, exc)
+                    logger.warning("%s: %s", client_log_name(number), exc)
                     self.live.on_bad_line()
                     continue
                 self.live.on_client(number, client_record)
@@ -77,8 +79,8 @@ class RunTailer:
         """Read everything left (at the end of a run, its writers gone)."""
         while self.poll():
             pass
-        followers = {"server.log": self._server} | {
-            f"client{number}.log": follower for number, follower in self._clients.items()
+        followers = {SERVER_LOG: self._server} | {
+            client_log_name(number): follower for number, follower in self._clients.items()
         }
         for name, follower in followers.items():
             if follower.unfinished and name not in self._torn:

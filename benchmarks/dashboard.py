@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's pingpong, installed or not
 
 from pingpong.bench import cpu_seconds, memory_mib  # noqa: E402
 from pingpong.process import child_environment  # noqa: E402
+from pingpong.runfolder import RunFolder  # noqa: E402
 from pingpong.stats import percentile  # noqa: E402
 
 
@@ -144,7 +145,9 @@ async def measure(
     sampler.cancel()
     await asyncio.gather(*tasks)
     all_lags = sorted(lag for per_viewer in lags for lag in per_viewer)
-    folder_lines = sum(len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log"))
+    files = RunFolder(runs / run["id"])
+    logs = [files.server_log, *files.client_logs().values()]
+    folder_lines = sum(len(p.read_bytes().splitlines()) for p in logs)
     return {
         "viewers": viewers,
         "lines_per_s": folder_lines / (wall1 - wall0),

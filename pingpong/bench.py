@@ -38,6 +38,7 @@ from pathlib import Path
 from .lifecycle import SUPERVISED_ENV, Stop
 from .loadgen import measure_answers, run_fleet
 from .process import child_environment
+from .runfolder import RunFolder
 
 __all__ = ["bench_cli", "cpu_seconds", "main", "memory_mib"]
 
@@ -177,7 +178,7 @@ def _start(argv: list[str]) -> _Target:
 
 
 def _server(folder: Path, *options: str, uvloop: bool = False) -> _Target:
-    args = ["server", "--port", "0", "--log-file", str(folder / "server.log"), *options]
+    args = ["server", "--port", "0", "--log-file", str(RunFolder(folder).server_log), *options]
     return _start(["-c", _UVLOOP, *args] if uvloop else ["pingpong", *args])
 
 

@@ -25,6 +25,8 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
+from .runfolder import RunFolder
+from .states import RunState
 
 if TYPE_CHECKING:
     from .runner import Run
@@ -53,8 +55,9 @@ class LogTally:
 
     def __init__(self, folder: Path, clients: int) -> None:
         self.tally = Tally()
-        self._server = FileFollower(folder / "server.log")
-        self._clients = [FileFollower(folder / f"client{k}.log") for k in range(1, clients + 1)]
+        files = RunFolder(folder)
+        self._server = FileFollower(files.server_log)
+        self._clients = [FileFollower(files.client_log(k)) for k in range(1, clients + 1)]
 
     def poll(self) -> Tally:
         for line in self._server.read():
@@ -92,7 +95,7 @@ def clock(seconds: float) -> str:
 
 def format_status(
     *,
-    state: str,
+    state: RunState,
     elapsed: float,
     duration: float,
     connected: int,
@@ -102,7 +105,7 @@ def format_status(
 ) -> str:
     """The status line, in words if they fit in ``width`` − 1 characters (a full last
     column would wrap), else in short words, cut to fit."""
-    when = f"{clock(duration - elapsed)} left" if state == "running" else state
+    when = f"{clock(duration - elapsed)} left" if state is RunState.RUNNING else state
     t = tally
     wide = (
         f"{clock(elapsed)} elapsed, {when} · {connected}/{clients} clients · "

@@ -10,7 +10,6 @@ bytes would happen to make a record.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,19 +22,12 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
+from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
 from .settings import RunSettings, SettingsErrors
 
 __all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
 
 R = TypeVar("R")
-
-_CLIENT_LOG = re.compile(r"client([1-9][0-9]*)\.log")
-
-
-def client_log_number(name: str) -> int | None:
-    """``client3.log`` → 3; anything else → ``None``."""
-    match = _CLIENT_LOG.fullmatch(name)
-    return None if match is None else int(match[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,32 +83,29 @@ def load_run(folder: Path) -> RunLogs:
     meta: dict[str, Any] = {}
     settings: RunSettings | None = None
     problems: list[str] = []
-    meta_path = folder / "run.json"
+    files = RunFolder(folder)
+    meta_path = files.run_json
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             settings = RunSettings.from_json(meta.get("settings", {}))
         except (ValueError, AttributeError) as exc:
-            problems.append(f"run.json: {exc}")
+            problems.append(f"{RUN_JSON}: {exc}")
             if isinstance(exc, SettingsErrors):
                 settings = None
     logs = RunLogs(folder, settings, meta, problems=problems)
-    server_log = folder / "server.log"
-    if server_log.exists():
-        _read(server_log, parse_server_line, logs.server, logs.bad_lines)
+    if files.server_log.exists():
+        _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:
-        problems.append("server.log is missing")
-    for path in sorted(folder.glob("client*.log")):
-        number = client_log_number(path.name)
-        if number is not None:
-            logs.clients[number] = []
-            _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
-    logs.clients = dict(sorted(logs.clients.items()))
+        problems.append(f"{SERVER_LOG} is missing")
+    for number, path in files.client_logs().items():
+        logs.clients[number] = []
+        _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
     if not logs.clients:
         problems.append("no client log (clientN.log)")
     expected = settings.clients if settings is not None else None
     if expected is not None:
         missing = [n for n in range(1, expected + 1) if n not in logs.clients]
         if missing:
-            problems.append("missing client logs: " + ", ".join(f"client{n}.log" for n in missing))
+            problems.append("missing client logs: " + ", ".join(map(client_log_name, missing)))
     return logs

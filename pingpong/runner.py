@@ -14,12 +14,18 @@
 * Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
   died): clients first, each given its timeout plus a grace to log its in-flight
   outcomes, then the server; a child that overstays is killed and the fact recorded.
+  :meth:`Run.stop_now` (a second Ctrl+C) kills every child at once instead, and
+  the run fails.
 * Then the checker runs over the logs and ``run.json`` gets the outcome; not when
   the server never started, as there are no logs to check.
 * A folder that cannot be written stops everything before it starts
   (:class:`RunFolderError`). Once the run is going, a ``run.json`` that cannot be
   written (a full disk …) fails the run, which stops as usual; the file on disk
   stays the last one written whole, and ``save_error`` says what failed.
+* If the run's own control fails (a bug), :meth:`Run.abort` kills the children
+  and ends the run as ``failed`` with the error.
+
+The states and their moves are :class:`pingpong.states.RunState`'s.
 """
 
 from __future__ import annotations
@@ -28,7 +34,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -38,61 +43,25 @@ from typing import Any
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
-from .lifecycle import FATAL_PREFIX, Stop, os_error_text
+from .lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
 from .process import ChildProcess, child_environment, tail
+from .runfolder import (
+    RUN_JSON,
+    SERVER_ROLE,
+    RunFolder,
+    RunFolderError,
+    client_role,
+    new_run_folder,
+    write_json,
+)
 from .settings import ClientSettings, RunSettings, ServerSettings
+from .states import ProcessState, RunState, StoppedBy
 
 __all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
 
-RUN_JSON = "run.json"
 _POLL_S = 0.01
 _STARTUP_TIMEOUT_S = 15.0
 _GRACE_S = 5.0
-_ACTIVE = ("starting", "running", "stopping")
-
-
-class RunFolderError(Exception):
-    """The run's folder cannot be made or written; nothing has started. One line."""
-
-
-def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken.
-
-    Raises :class:`RunFolderError` if ``runs_dir`` cannot hold it (read-only, a file …).
-    """
-    base = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
-    suffix = 1
-    try:
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        while True:
-            folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
-            try:
-                folder.mkdir()
-                return folder
-            except FileExistsError:
-                suffix += 1
-    except OSError as exc:
-        raise RunFolderError(
-            f"cannot create a run folder in {runs_dir}: {os_error_text(exc)}"
-        ) from None
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, whole.
-
-    On failure (a full disk …) raises :class:`OSError`, leaving the old file and no
-    temporary one.
-    """
-    temporary = path.with_suffix(".tmp")
-    try:
-        temporary.write_text(
-            json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
-        raise
 
 
 class RunFailed(Exception):
@@ -116,11 +85,12 @@ class Run:
     ) -> None:
         self.settings = settings
         self.folder = folder
-        self.id = folder.name
+        self.files = RunFolder(folder)
+        self.id = self.files.id
         self.slack_ms = slack_ms
         self.on_change = on_change
-        self.state = "starting"
-        self.stopped_by: str | None = None  # "deadline", "stop", "SIGTERM" …, "failure"
+        self.state = RunState.STARTING
+        self.stopped_by: StoppedBy | None = None
         self.error: str | None = None
         self.started_at = datetime.now()
         self.listening_at: datetime | None = None
@@ -134,15 +104,16 @@ class Run:
         self.save_error: str | None = None  # why run.json could not be written
         self._prepared = False
         self._stop = asyncio.Event()
+        self._stopping_now = False  # stop_now: kill instead of asking
         self._listening_monotonic: float | None = None
-        self._diagnostics = FileFollower(folder / "server.out")
+        self._diagnostics = FileFollower(self.files.stdout(SERVER_ROLE))
         self._watchers: list[asyncio.Task[None]] = []
 
     # -- what the run looks like ----------------------------------------------------
 
     @property
     def active(self) -> bool:
-        return self.state in _ACTIVE
+        return self.state.active
 
     def elapsed(self) -> float:
         """Seconds since the server started listening (0 before)."""
@@ -171,24 +142,31 @@ class Run:
             "check_not_run": self.check_not_run,
         }
 
+    def _move(self, state: RunState) -> None:
+        self.state = self.state.move_to(state)
+
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
 
     def prepare(self) -> None:
         """Write the first ``run.json``; :class:`RunFolderError` if the folder cannot take it."""
-        path = self.folder / RUN_JSON
+        path = self.files.run_json
         try:
-            write_json(path, self.describe())
+            self.files.write_run_json(self.describe())
         except OSError as exc:
             raise RunFolderError(f"cannot write {path}: {os_error_text(exc)}") from None
         self._prepared = True
 
-    def _save(self) -> None:
-        """Write ``run.json``; if it cannot be written the run has failed (and stops)."""
-        path = self.folder / RUN_JSON
+    def _save(self, state: RunState | None = None) -> None:
+        """Write ``run.json`` (saying ``state`` if given); if it cannot be written the run
+        has failed (and stops)."""
+        path = self.files.run_json
+        description = self.describe()
+        if state is not None:
+            description["state"] = state
         try:
-            write_json(path, self.describe())
+            self.files.write_run_json(description)
         except OSError as exc:
             self.save_error = self.save_error or f"cannot write {path}: {os_error_text(exc)}"
             self._fail(self.save_error)
@@ -208,14 +186,16 @@ class Run:
         if not self._prepared:
             self.prepare()
         s = self.settings
-        server = self._child("server", s.server(str(self.folder / "server.log")))
+        server = self._child(SERVER_ROLE, s.server(str(self.files.server_log)))
         try:
             await self._spawn(server)
             await self._wait_for(lambda: self.address is not None, server, "to listen")
             assert self.address is not None
             for number in range(1, s.clients + 1):
-                log_file = str(self.folder / f"client{number}.log")
-                client = self._child(f"client{number}", s.client(number, log_file, self.address[1]))
+                log_file = str(self.files.client_log(number))
+                client = self._child(
+                    client_role(number), s.client(number, log_file, self.address[1])
+                )
                 await self._spawn(client)
                 await self._wait_for(
                     functools.partial(self.connected.__contains__, number), client, "to connect"
@@ -223,8 +203,8 @@ class Run:
         except RunFailed as exc:
             self._fail(str(exc))
             raise
-        if self.state == "starting":
-            self.state = "running"
+        if self.state is RunState.STARTING:
+            self._move(RunState.RUNNING)
         self._changed()
         self._save()
 
@@ -242,7 +222,7 @@ class Run:
     ) -> None:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while not condition():
-            if child.state == "exited" or self.error is not None:
+            if child.state is ProcessState.EXITED or self.error is not None:
                 raise RunFailed(self.error or f"{child.role} exited before it started")
             if self._stop.is_set():
                 raise RunFailed(f"stopped while waiting for {child.role} {what}")
@@ -278,9 +258,8 @@ class Run:
         """Notice a child that exits on its own: the run has failed."""
         assert child.process is not None
         await child.process.wait()
-        if child.state != "exited":
-            child.exited()
-        if self.state in ("starting", "running"):
+        child.exited()
+        if self.state in (RunState.STARTING, RunState.RUNNING):
             self._fail(_exit_reason(child))
         self._changed()
 
@@ -288,16 +267,47 @@ class Run:
         """Record why the run failed and stop it; it ends as ``failed`` once stopped."""
         if self.error is None:
             self.error = error
-        self.stopped_by = self.stopped_by or "failure"
+        self.stopped_by = self.stopped_by or StoppedBy.FAILURE
         self._stop.set()
 
     # -- run and stop ----------------------------------------------------------
 
-    def request_stop(self, reason: str = "stop") -> None:
+    def request_stop(self, reason: StoppedBy = StoppedBy.STOP) -> None:
         """Ask for the graceful stop (idempotent)."""
         if self.stopped_by is None:
             self.stopped_by = reason
         self._stop.set()
+
+    def stop_now(self, why: str) -> None:
+        """Kill every child at once instead of waiting for it (a second Ctrl+C).
+
+        The run then fails with ``why`` as its error; its logs are kept and checked.
+        """
+        self.request_stop()
+        if self.error is None:
+            self.error = why
+        self._stopping_now = True
+        for child in self.processes:
+            child.kill()
+        self._changed()
+
+    async def abort(self, error: str) -> None:
+        """The run's own control failed (a bug): kill the children, record ``error``,
+        end as ``failed`` and write ``run.json``. Never raises for a child or the file."""
+        self._fail(error)
+        for watcher in self._watchers:
+            watcher.cancel()
+        for child in self.processes:
+            child.kill()
+        running = [c for c in self.processes if c.process is not None]
+        await asyncio.gather(*(child.wait(_GRACE_S) for child in running))
+        self._diagnostics.close()
+        if self.ended_at is None:
+            self.ended_at = datetime.now()
+        if self.state.active:
+            self._move(RunState.FAILED)
+        self._save()
+        self._changed()
 
     async def wait(self) -> dict[str, Any]:
         """Run until the deadline, a stop request or a failure; stop; check; the description."""
@@ -305,7 +315,7 @@ class Run:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._poll_until_stopped(), max(0.0, remaining))
         if self.stopped_by is None:
-            self.stopped_by = "deadline"
+            self.stopped_by = StoppedBy.DEADLINE
         await self._shutdown()
         await self._finish()
         return self.describe()
@@ -318,15 +328,18 @@ class Run:
 
     async def _shutdown(self) -> None:
         """Clients first, then the server; kill whoever overstays."""
-        self.state = "stopping"
+        self._move(RunState.STOPPING)
         self._changed()
-        clients = [p for p in self.processes if p.role != "server" and p.process is not None]
-        servers = [p for p in self.processes if p.role == "server" and p.process is not None]
+        clients = [p for p in self.processes if p.role != SERVER_ROLE and p.process is not None]
+        servers = [p for p in self.processes if p.role == SERVER_ROLE and p.process is not None]
         client_grace = self.settings.timeout_ms / 1000 + _GRACE_S
         server_grace = self.settings.delay_ms.high / 1000 + _GRACE_S
         for group, grace in ((clients, client_grace), (servers, server_grace)):
             for child in group:
-                child.ask_to_stop()
+                if self._stopping_now:
+                    child.kill()
+                else:
+                    child.ask_to_stop()
             await asyncio.gather(*(child.wait(grace) for child in group))
             self._changed()
         for watcher in self._watchers:
@@ -346,10 +359,9 @@ class Run:
             failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
             if killed or failed:
                 self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
-        self.state = "finished" if self.error is None else "failed"
-        self._save()
-        if self.save_error is not None:
-            self.state = "failed"
+        final = RunState.FINISHED if self.error is None else RunState.FAILED
+        self._save(final)
+        self._move(RunState.FAILED if self.save_error is not None else final)
         self._changed()
 
     async def _check(self) -> None:
@@ -421,12 +433,27 @@ async def run_cli(
         return 2
     stop = Stop()
     stop.install()
+
+    def on_stop(task: asyncio.Task[bool]) -> None:
+        reason = stop.reason
+        if task.cancelled() or reason is None:
+            return
+        if reason.kind is StopKind.SIGNAL and reason.signal is not None:
+            run.request_stop(StoppedBy.of_signal(reason.signal))  # "stopped by SIGTERM"
+        else:
+            run.request_stop()
+
+    def on_force(task: asyncio.Task[bool]) -> None:
+        if not task.cancelled():
+            name = stop.forced_by.signal if stop.forced_by is not None else None
+            run.stop_now(
+                f"a second {name or 'signal'} stopped the run at once, killing its processes"
+            )
+
     watcher = asyncio.create_task(stop.requested.wait())
-    watcher.add_done_callback(
-        lambda task: (
-            None if task.cancelled() else run.request_stop(stop.reason.removeprefix("signal "))
-        )  # "stopped by SIGTERM"
-    )
+    watcher.add_done_callback(on_stop)
+    forcer = asyncio.create_task(stop.force.wait())
+    forcer.add_done_callback(on_force)
     print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
     progress: asyncio.Task[None] | None = None
     try:
@@ -440,6 +467,7 @@ async def run_cli(
         description = await run.wait()
     finally:
         watcher.cancel()
+        forcer.cancel()
         stop.uninstall()
         if progress is not None:  # wipes the status line before the summary
             progress.cancel()
@@ -449,4 +477,4 @@ async def run_cli(
     if run.save_error is not None:
         print(f"pingpong run: {run.save_error}", file=sys.stderr)
     check = description["check"]
-    return 0 if description["state"] == "finished" and check and check["ok"] else 1
+    return 0 if run.state is RunState.FINISHED and check and check["ok"] else 1

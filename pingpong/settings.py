@@ -39,6 +39,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+from . import runfolder
+
 __all__ = [
     "CLIENT",
     "DEFAULTS",
@@ -427,11 +429,11 @@ CLIENT_PORT: Setting[int] = Setting(
     minimum=1, maximum=65535, form=False,
 )  # fmt: skip
 SERVER_LOG: Setting[str] = Setting(
-    "log_file", "string", "server.log", "Log file", "file to append the log to",
+    "log_file", "string", runfolder.SERVER_LOG, "Log file", "file to append the log to",
     form=False, value_name="FILE",
 )  # fmt: skip
 CLIENT_LOG: Setting[str] = Setting(
-    "log_file", "string", "client1.log", "Log file", "file to append the log to",
+    "log_file", "string", runfolder.client_log_name(1), "Log file", "file to append the log to",
     form=False, value_name="FILE",
 )  # fmt: skip
 

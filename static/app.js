@@ -6,7 +6,7 @@
   // ---- helpers ------------------------------------------------------------------
   const $ = (selector) => document.querySelector(selector);
   const $$ = (selector) => Array.from(document.querySelectorAll(selector));
-  const ACTIVE = new Set(["starting", "running", "stopping"]);
+  let ACTIVE = new Set(); // the states of a run whose processes may be alive: the snapshot says
   const MAX_EXCHANGES = 200; // as app/live.py keeps
   const MAX_POINTS = 300;
   const OUTCOME_CLASS = (outcome) => outcome.replace(" ", "-");
@@ -42,6 +42,7 @@
   }
 
   function applySnapshot(message) {
+    ACTIVE = new Set(message.active_states);
     store.state = message.state;
     store.run = message.run;
     store.live = message.live || emptyLive();

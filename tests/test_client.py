@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pingpong.client import Client
-from pingpong.lifecycle import Stop
+from pingpong.lifecycle import Stop, StopKind, StopReason
 from pingpong.logfile import LogWriter
 from pingpong.logformat import Answered, ClientRecord, TimedOut, parse_client_line
 from pingpong.protocol import Keepalive, Ping, Pong, parse_request
@@ -92,13 +92,15 @@ async def run_client(
                 try:
                     await wait_until_async(lambda: condition(client), "the client's condition")
                 finally:
-                    stop.request("test")
+                    stop.request(StopReason(StopKind.DURATION))
 
             stopper = asyncio.create_task(stop_when_done())
             await client.run(stop)
             await stopper
         else:
-            asyncio.get_running_loop().call_later(until, stop.request, "test")
+            asyncio.get_running_loop().call_later(
+                until, stop.request, StopReason(StopKind.DURATION)
+            )
             await client.run(stop)
     return logged(tmp_path), err.getvalue(), client.sent
 
@@ -328,7 +330,7 @@ def test_graceful_stop_logs_every_outcome(tmp_path: Path) -> None:
             tmp_path, port_of(fake), 0.5, interval_ms=(40, 40), timeout_ms=400
         )
         await stop_fake(fake)
-        in_flight = re.search(r"stopping \(test\): ([0-9]+) requests in flight", err)
+        in_flight = re.search(r"stopping \(duration reached\): ([0-9]+) requests in flight", err)
         assert in_flight is not None
         assert int(in_flight[1]) > 0
         paired = outcomes(records)

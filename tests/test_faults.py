@@ -26,7 +26,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from pingpong.client import Client
-from pingpong.lifecycle import SUPERVISED_ENV, Stop
+from pingpong.lifecycle import SUPERVISED_ENV, Stop, StopKind, StopReason
 from pingpong.logfile import LogWriter
 from pingpong.runner import write_json
 from pingpong.server import Server
@@ -195,7 +195,7 @@ def test_client_gives_up_when_its_log_cannot_be_written(tmp_path: Path, outcome:
         log = FullDisk(tmp_path / "client1.log", room=5)
         client = Client(settings, log, err=err)
         stop = Stop()
-        asyncio.get_running_loop().call_later(30, stop.request, "duration reached")
+        asyncio.get_running_loop().call_later(30, stop.request, StopReason(StopKind.DURATION))
         started = time.monotonic()
         await client.run(stop)
         seconds = time.monotonic() - started
@@ -457,7 +457,7 @@ def test_client_whose_stderr_cannot_be_written_keeps_going(tmp_path: Path) -> No
         with LogWriter(settings.log_file) as log:
             client = Client(settings, log, err=FullStream())
             stop = Stop()
-            asyncio.get_running_loop().call_later(0.5, stop.request, "test")
+            asyncio.get_running_loop().call_later(0.5, stop.request, StopReason(StopKind.DURATION))
             await client.run(stop)
         await stop_fake(fake)
         return client.sent

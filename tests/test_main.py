@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterator, MutableMapping
@@ -15,8 +16,9 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from app.main import MAX_BODY_BYTES, create_app
+from pingpong.runner import Run
 
-from .conftest import assert_checked, wait_until
+from .conftest import assert_checked, pingpong_processes, wait_until
 
 SHORT = {"clients": 2, "duration": 30, "interval_ms": [50, 200], "delay_ms": [10, 100],
          "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
@@ -232,6 +234,39 @@ def test_run_life_cycle(client: TestClient, tmp_path: Path) -> None:
     assert client.get("/api/runs/2020-01-01_00-00-00/logs/server.log").status_code == 404
 
 
+def test_a_crash_of_run_control_fails_the_run_and_the_next_start_works(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(_run: Run) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(Run, "_shutdown", broken)  # the stop itself fails, children alive
+    run = client.post("/api/start", json=SHORT).json()
+    status = wait_for_state(client, "running")
+    pids = {p["pid"] for p in status["run"]["processes"]}
+    assert len(pids) == 3
+    assert pids <= set(pingpong_processes())
+    assert client.post("/api/stop").status_code == 202
+    status = wait_for_state(client, "finished", "failed")
+    assert status["state"] == "failed"
+    assert status["run"]["error"] == "run control failed: RuntimeError: injected fault"
+    assert all(p["killed"] and p["state"] == "exited" for p in status["run"]["processes"])
+    assert not pids & set(pingpong_processes())  # killed and reaped
+    on_disk = client.get(f"/api/runs/{run['id']}").json()
+    assert (on_disk["state"], on_disk["error"]) == ("failed", status["run"]["error"])
+    saved = json.loads((tmp_path / "runs" / run["id"] / "run.json").read_text(encoding="utf-8"))
+    assert saved["state"] == "failed"
+
+    monkeypatch.undo()
+    started = client.post("/api/start", json=SHORT)
+    assert started.status_code == 202  # not 409: the crashed run is over
+    wait_for_state(client, "running")
+    assert client.post("/api/stop").status_code == 202
+    status = wait_for_state(client, "finished", "failed")
+    assert status["state"] == "finished"
+    assert status["run"]["id"] == started.json()["id"] != run["id"]
+
+
 def test_runs_of_the_cli_are_listed_newest_first(client: TestClient, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for name in ("2026-01-01_00-00-00", "2026-01-01_00-00-00-2", "2026-01-01_00-00-00-10",
@@ -290,6 +325,7 @@ def test_websocket_snapshot_and_origin(client: TestClient) -> None:
         assert message["seq"] >= 1
         assert message["state"] == "idle"
         assert message["defaults"]["clients"] == 2
+        assert message["active_states"] == ["starting", "running", "stopping"]
         # The zone of the log times, which the logs themselves do not say.
         offset = datetime.now().astimezone().utcoffset()
         assert offset is not None

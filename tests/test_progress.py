@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pingpong.progress import LogTally, StatusLine, Tally, clock, format_status
+from pingpong.states import RunState
 
 from .conftest import child_env, pingpong_argv
 
@@ -31,7 +32,7 @@ def test_clock() -> None:
 def test_status_in_words_when_it_fits() -> None:
     tally = Tally(answered=30, ignored=5, timeouts=4, keepalives=12)
     line = format_status(
-        state="running", elapsed=12.2, duration=300, connected=2, clients=2, tally=tally,
+        state=RunState.RUNNING, elapsed=12.2, duration=300, connected=2, clients=2, tally=tally,
         width=200,
     )  # fmt: skip
     assert line == (
@@ -39,7 +40,7 @@ def test_status_in_words_when_it_fits() -> None:
         "4 timeouts · 12 keepalives"
     )
     stopping = format_status(
-        state="stopping", elapsed=300.4, duration=300, connected=0, clients=2, tally=tally,
+        state=RunState.STOPPING, elapsed=300.4, duration=300, connected=0, clients=2, tally=tally,
         width=200,
     )  # fmt: skip
     assert stopping.startswith("5:00 elapsed, stopping · 0/2 clients · ")
@@ -49,7 +50,7 @@ def test_status_in_words_when_it_fits() -> None:
 def test_status_never_fills_the_last_column(width: int) -> None:
     tally = Tally(answered=8311, ignored=923, timeouts=923, keepalives=30200)
     line = format_status(
-        state="running", elapsed=151, duration=300, connected=100, clients=100, tally=tally,
+        state=RunState.RUNNING, elapsed=151, duration=300, connected=100, clients=100, tally=tally,
         width=width,
     )  # fmt: skip
     assert len(line) <= width - 1

@@ -112,6 +112,47 @@ def test_sigterm_mid_run_leaves_complete_logs(tmp_path: Path, no_stray_processes
     assert check_run(folder, SLACK_MS).ok  # every line whole, every request with its outcome
 
 
+def test_a_second_ctrl_c_kills_the_children_at_once(
+    tmp_path: Path, no_stray_processes: None
+) -> None:
+    # Every request is ignored and times out only after 60 s, so a graceful stop would
+    # keep the clients waiting for their requests in flight for up to a minute.
+    process = start_run(tmp_path, "--duration", "120", "--ignore", "1", "--timeout-ms", "60000")
+    folder = wait_until_running(tmp_path, requests=4)
+    children = [
+        pid
+        for pid, cmd in pingpong_processes().items()
+        if str(folder) in cmd and pid != process.pid
+    ]
+    assert len(children) == 3
+    process.send_signal(signal.SIGINT)
+
+    def stopping(name: str) -> bool:
+        err = folder / name
+        return err.exists() and "requests in flight" in err.read_text()
+
+    wait_until(lambda: stopping("client1.err") and stopping("client2.err"), "clients stopping")
+    assert process.poll() is None  # still waiting for the clients' requests in flight
+    process.send_signal(signal.SIGINT)
+    again = time.monotonic()
+    wait_until(
+        lambda: not set(children) & set(pingpong_processes()), "the children to die", timeout=10
+    )
+    gone_after = time.monotonic() - again
+    out, err = process.communicate(timeout=30)
+    assert gone_after < 3, f"the children took {gone_after:.1f} s to go"
+    assert process.returncode == 1, out + err
+    meta = json.loads((folder / "run.json").read_text())
+    assert meta["state"] == "failed"
+    assert meta["stopped_by"] == "SIGINT"
+    assert meta["error"] == "a second SIGINT stopped the run at once, killing its processes"
+    assert [p["killed"] for p in meta["processes"]] == [True, True, True]
+    assert "failed (stopped by SIGINT)" in out
+    report = check_run(folder, SLACK_MS)
+    rules = {rule.name: rule for rule in report.rules}
+    assert rules["format"].ok, rules["format"].findings  # killed, yet no half-written line
+
+
 def test_killed_runner_leaves_no_process(tmp_path: Path, no_stray_processes: None) -> None:
     process = start_run(tmp_path, "--duration", "60", "--clients", "3")
     folder = wait_until_running(tmp_path, requests=10)
