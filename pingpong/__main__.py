@@ -1,4 +1,4 @@
-"""The command line: ``pingpong run | server | client | check | bench`` (SPEC §8).
+"""The command line: ``pingpong run | server | client | check | bench | simulate`` (SPEC §8).
 
 Options are validated by :mod:`pingpong.settings` before anything starts; an
 invalid one exits with status 2 and a single line on stderr.
@@ -10,10 +10,18 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
-from .settings import ClientSettings, RunSettings, ServerSettings, SettingsError, parse_range
+from .settings import (
+    ClientSettings,
+    RunSettings,
+    ServerSettings,
+    SettingsError,
+    SimulatedRunSettings,
+    parse_range,
+)
 
 __all__ = ["main"]
 
@@ -98,6 +106,34 @@ def _parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure throughput and timing at scale")
     add_arguments(bench)
+
+    simulate = commands.add_parser(
+        "simulate", help="a run in virtual time over an in-memory network, then its check"
+    )
+    simulate.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
+    simulate.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
+    simulate.add_argument("--seed", type=int, default=None, help="default: drawn, and recorded")
+    simulate.add_argument("--runs-dir", default="runs", help="parent of run folders (default runs)")
+    simulate.add_argument("--log-dir", default=None, help="write the run into this folder instead")
+    _add_server_timing(simulate)
+    _add_client_timing(simulate)
+    simulate.add_argument(
+        "--latency-ms", type=float, default=0.05, help="one-way network latency (default 0.05)"
+    )
+    simulate.add_argument(
+        "--jitter-ms", type=float, default=0.02, help="extra latency, uniform 0-J (default 0.02)"
+    )
+    simulate.add_argument(
+        "--faults", default="",
+        help="faults at random instants: cuts=N,stalls=N,garbage=N,overlong=N,server_stop=1",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--start", type=datetime.fromisoformat, default=None,
+        help="simulated start, YYYY-MM-DDTHH:MM:SS (default 2026-01-01T00:00:00)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--no-check", action="store_true", help="skip the check (for runs too big to load)"
+    )
     return parser
 
 
@@ -143,9 +179,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import bench_cli
 
         return bench_cli(args)
+    if args.command == "simulate":
+        return _simulate(args)
     from .check import check_cli
 
     return check_cli(args.run_dir, args.slack_ms)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import random
+
+    from .faults import parse_fault_counts, random_faults
+    from .simrun import DEFAULT_START, pick_seed, simulate_cli
+    from .simulate import Network
+
+    seed = pick_seed() if args.seed is None else args.seed
+    try:
+        settings = SimulatedRunSettings(
+            clients=args.clients, duration=args.duration, interval_ms=args.interval_ms,
+            delay_ms=args.delay_ms, ignore=args.ignore, keepalive_s=args.keepalive_s,
+            timeout_ms=args.timeout_ms, seed=seed,
+        )  # fmt: skip
+    except SettingsError as exc:
+        print(f"pingpong simulate: error: --{exc.field.replace('_', '-')}: {exc.message}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        network = Network(args.latency_ms, args.jitter_ms)
+        counts = parse_fault_counts(args.faults)
+    except ValueError as exc:
+        print(f"pingpong simulate: error: {exc}", file=sys.stderr)
+        return 2
+    faults = random_faults(
+        random.Random(f"faults {seed}"), settings.clients, settings.duration, **counts
+    )
+    return simulate_cli(
+        settings, Path(args.runs_dir), args.log_dir, network=network, faults=faults,
+        start=args.start or DEFAULT_START, check=not args.no_check,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

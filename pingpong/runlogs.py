@@ -21,7 +21,7 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
-from .settings import RunSettings, SettingsErrors
+from .settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
 
@@ -91,7 +91,8 @@ def load_run(folder: Path) -> RunLogs:
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            settings = RunSettings.from_json(meta.get("settings", {}))
+            kind = SimulatedRunSettings if meta.get("simulated") is True else RunSettings
+            settings = kind.from_json(meta.get("settings", {}))
         except (ValueError, AttributeError) as exc:
             problems.append(f"run.json: {exc}")
             if isinstance(exc, SettingsErrors):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "DEFAULTS",
@@ -26,12 +26,14 @@ __all__ = [
     "ServerSettings",
     "SettingsError",
     "SettingsErrors",
+    "SimulatedRunSettings",
     "parse_range",
 ]
 
 MAX_MS = 60_000
 MIN_INTERVAL_MS = 10
 MAX_CLIENTS = 100
+MAX_SIMULATED_CLIENTS = 1_000_000
 MAX_DURATION_S = 86_400.0
 MAX_TIMEOUT_MS = 3_600_000
 
@@ -156,6 +158,8 @@ class ClientSettings:
 class RunSettings:
     """What a run is started with: ``pingpong run`` options and the API's JSON body."""
 
+    max_clients: ClassVar[int] = MAX_CLIENTS
+
     clients: int = 2
     duration: float = 300.0
     interval_ms: MsRange = field(default_factory=lambda: MsRange(300, 3000))
@@ -169,7 +173,7 @@ class RunSettings:
 
     def __post_init__(self) -> None:
         _collect(
-            lambda: _check_number(self.clients, "clients", 1, MAX_CLIENTS),
+            lambda: _check_number(self.clients, "clients", 1, self.max_clients),
             lambda: _check_duration(self.duration),
             lambda: _check_range(self.interval_ms, "interval_ms", minimum=MIN_INTERVAL_MS),
             lambda: _check_range(self.delay_ms, "delay_ms", minimum=0),
@@ -243,6 +247,14 @@ class RunSettings:
         except SettingsErrors as bounds:
             errors += [e for e in bounds.errors if e.field not in {x.field for x in errors}]
         raise SettingsErrors(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedRunSettings(RunSettings):
+    """A simulated run's settings (``pingpong simulate``): no processes, so up to a
+    million clients; the rest as :class:`RunSettings`."""
+
+    max_clients: ClassVar[int] = MAX_SIMULATED_CLIENTS
 
 
 _INTEGERS = {"clients", "timeout_ms", "port"}
