@@ -29,6 +29,15 @@ keepalive cadence    each keepalive round starts on a fixed grid of ``keepalive_
 client numbers       no client number in two logs; ``clientK.log`` starts as
                      client K (runs started by ``pingpong run``)
 ===================  ==========================================================
+
+A simulated run's ``run.json`` lists each client's **outages** (its connection cut,
+closed or no longer read, or the client not reading). What an outage explains is
+accepted, and nothing else: a timeout with no ignored request whose wait overlaps
+one; a response sent during one (or on its way when it began) that never reached
+its client; a gap between two
+requests across a lost connection (the schedule starts again with the next one);
+and a client log that starts with a later client number because its first
+connection was lost before any answer came.
 """
 
 from __future__ import annotations
@@ -83,6 +92,24 @@ class Rules:
 
     def within(self, value: float, low: float, high: float) -> bool:
         return low - self.slack <= value <= high + self.slack
+
+    def interrupted(
+        self, log_number: int, start: datetime, end: datetime, *, lost: bool = False
+    ) -> bool:
+        """Whether an outage of that client (only a ``lost`` one if asked) overlaps start–end.
+
+        An outage reaches back by the network's longest one-way trip, for what was on
+        its way when it began.
+        """
+        margin = (self.slack + self.logs.network_ms) / 1000
+        return any(
+            outage.overlaps(start, end, margin)
+            for outage in self.logs.outages.get(log_number, ())
+            if not lost or outage.kind == "lost"
+        )
+
+    def interrupted_any(self, instant: datetime) -> bool:
+        return any(self.interrupted(number, instant, instant) for number in self.logs.outages)
 
     def run(self) -> list[Rule]:
         return [
@@ -200,12 +227,16 @@ class Rules:
         for number, answer in self.sent_pongs.items():
             rule.checked += 1
             if number not in delivered and answer.response.client in owner:
-                log_name = f"client{owner[answer.response.client]}.log"
-                rule.findings.append(f"server.log: {answer.response} never reached {log_name}")
+                log_number = owner[answer.response.client]
+                if self.interrupted(log_number, answer.response_time, answer.response_time):
+                    continue
+                rule.findings.append(
+                    f"server.log: {answer.response} never reached client{log_number}.log"
+                )
         for number, sent in self.sent_keepalives.items():
             rule.checked += 1
             leaving = leaving_from is not None and _ms(sent, leaving_from) >= -self.slack
-            if number not in delivered and not leaving:
+            if number not in delivered and not leaving and not self.interrupted_any(sent):
                 rule.findings.append(f"server.log: [{number}] keepalive reached no client log")
         return rule
 
@@ -217,19 +248,29 @@ class Rules:
                 ignored[line.record.request.request].append((line.record.request_time, line.number))
         used: set[int] = set()
         window = self.s.timeout_ms
+        # Timeouts an outage explains come last: they must not take an ignored request
+        # another timeout needs.
         timeouts = sorted(
-            (record.request_time, log_number, client_line.number, record.request.request)
+            (
+                self.interrupted(log_number, record.request_time, record.response_time),
+                record.request_time,
+                log_number,
+                client_line.number,
+                record.request.request,
+            )
             for log_number, lines in self.logs.clients.items()
             for client_line in lines
             if isinstance(record := client_line.record, TimedOut)
         )
-        for sent, log_number, line_number, request in timeouts:
+        for explained, sent, log_number, line_number, request in timeouts:
             rule.checked += 1
             candidates = [
                 (received, server_line)
                 for received, server_line in ignored.get(request, [])
                 if server_line not in used and self.within(_ms(received, sent), 0, window)
             ]
+            if not candidates and explained:
+                continue
             if not candidates:
                 rule.findings.append(
                     f"client{log_number}.log:{line_number}: [{request}] PING timed out "
@@ -271,6 +312,8 @@ class Rules:
             for (r0, t0, _), (r1, t1, n1) in itertools.pairwise(sent):
                 if r1 != r0 + 1:
                     continue  # a gap in the numbers is the "requests" rule's finding
+                if self.interrupted(log_number, t0, t1, lost=True):
+                    continue  # the schedule starts again with the next connection
                 rule.checked += 1
                 interval = _ms(t1, t0)
                 if not self.within(interval, low, high):
@@ -372,20 +415,23 @@ class Rules:
     def client_numbers(self) -> Rule:
         rule = Rule("client numbers")
         owners: dict[int, set[int]] = defaultdict(set)
-        first: dict[int, int] = {}
+        first: dict[int, tuple[int, datetime]] = {}
         for log_number, lines in self.logs.clients.items():
             for line in lines:
                 response = getattr(line.record, "response", None)
                 if isinstance(response, Pong):
                     owners[response.client].add(log_number)
-                    first.setdefault(log_number, response.client)
+                    first.setdefault(log_number, (response.client, line.record.response_time))
         for client, logs in sorted(owners.items()):
             rule.checked += 1
             if len(logs) > 1:
                 names = ", ".join(f"client{n}.log" for n in sorted(logs))
                 rule.findings.append(f"client number {client} appears in {names}")
         if self.logs.meta:
-            for log_number, client in first.items():
+            for log_number, (client, when) in first.items():
+                start = datetime.min
+                if client > log_number and self.interrupted(log_number, start, when, lost=True):
+                    continue  # its first connection was lost before any answer came
                 if client != log_number:
                     rule.findings.append(
                         f"client{log_number}.log starts as client {client}, not {log_number}"

@@ -3,6 +3,10 @@
 Shared by the checker and the summary. A line that does not parse is kept as a
 :class:`BadLine` (file, line number, reason) rather than raised, so that one bad
 line costs one finding, not the whole report.
+
+A simulated run's ``run.json`` also lists each client's **outages** (see
+:mod:`pingpong.simulate`) and the network's latency and jitter: what the network
+did that the logs cannot show.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -23,7 +28,7 @@ from .logformat import (
 )
 from .settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
-__all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
+__all__ = ["BadLine", "Line", "Outage", "RunLogs", "client_log_number", "load_run"]
 
 R = TypeVar("R")
 
@@ -55,6 +60,45 @@ class BadLine:
         return f"{self.file}:{self.number}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A stretch of one client's time when what it was owed could be lost or held up.
+
+    ``lost``: its connection was cut, or closed or no longer read by one side, and
+    not yet made again; ``stalled``: it was not reading. ``end`` ``None``: to the end.
+    """
+
+    start: datetime
+    end: datetime | None
+    kind: str
+
+    def overlaps(self, start: datetime, end: datetime, slack: float) -> bool:
+        """Whether it overlaps ``start``–``end`` (instants), ``slack`` seconds either side."""
+        if (self.start - end).total_seconds() > slack:
+            return False
+        return self.end is None or (start - self.end).total_seconds() <= slack
+
+
+def _simulation(meta: dict[str, Any]) -> dict[str, Any]:
+    simulation = meta.get("simulation")
+    return simulation if isinstance(simulation, dict) else {}
+
+
+def _outages(meta: dict[str, Any]) -> dict[int, list[Outage]]:
+    simulation = _simulation(meta)
+    found: dict[int, list[Outage]] = {}
+    for log_number, items in dict(simulation.get("outages") or {}).items():
+        found[int(log_number)] = [
+            Outage(
+                datetime.fromisoformat(start),
+                None if end is None else datetime.fromisoformat(end),
+                str(kind),
+            )
+            for start, end, kind in items
+        ]
+    return found
+
+
 @dataclass
 class RunLogs:
     folder: Path
@@ -64,6 +108,8 @@ class RunLogs:
     clients: dict[int, list[Line[ClientRecord]]] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
+    outages: dict[int, list[Outage]] = field(default_factory=dict)  # by client log number
+    network_ms: float = 0.0  # the longest one-way trip of a message (simulated runs)
 
 
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
@@ -97,7 +143,17 @@ def load_run(folder: Path) -> RunLogs:
             problems.append(f"run.json: {exc}")
             if isinstance(exc, SettingsErrors):
                 settings = None
-    logs = RunLogs(folder, settings, meta, problems=problems)
+    outages: dict[int, list[Outage]] = {}
+    network_ms = 0.0
+    try:
+        outages = _outages(meta)
+        network = _simulation(meta).get("network") or {}
+        network_ms = float(network.get("latency_ms", 0)) + float(network.get("jitter_ms", 0))
+    except (ValueError, TypeError, AttributeError) as exc:
+        problems.append(f"run.json: unreadable simulation: {exc}")
+    logs = RunLogs(
+        folder, settings, meta, problems=problems, outages=outages, network_ms=network_ms
+    )
     server_log = folder / "server.log"
     if server_log.exists():
         _read(server_log, parse_server_line, logs.server, logs.bad_lines)

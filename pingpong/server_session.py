@@ -245,9 +245,14 @@ class ServerSession:
             conn.buffered = size
 
     def tick(self, now: float) -> None:
-        """Send every answer, and the keepalive round, whose time has come."""
+        """Send every answer, and the keepalive round, whose time has come.
+
+        What falls due during the call (the next batch of a round) waits for the next
+        one, so a shell that ticks once per loop iteration lets other work in between.
+        """
         timers = self._timers
-        while timers and timers[0][0] <= now:
+        last = self._sequence
+        while timers and timers[0][0] <= now and timers[0][1] <= last:
             due, _, conn, request, received = heapq.heappop(timers)
             if conn is None:
                 self._keepalive(now, due, request)

@@ -63,7 +63,6 @@ __all__ = [
     "SIMULATED_PORT",
     "LogFiles",
     "Network",
-    "Outage",
     "Simulation",
 ]
 
@@ -89,7 +88,7 @@ class Network:
 
 
 @dataclass(slots=True)
-class Outage:
+class _Outage:
     """A stretch of one client's time when bytes it was owed could be lost or held up."""
 
     start: float
@@ -163,7 +162,7 @@ class _Client:
     stalled_until: float = -_NEVER
     counted: bool = False  # finished, and counted as such
     last_to_server: float = 0.0  # when the last thing it sent toward the server arrives
-    outages: list[Outage] = field(default_factory=list)
+    outages: list[_Outage] = field(default_factory=list)
     err: list[str] = field(default_factory=list)
 
 
@@ -479,7 +478,7 @@ class Simulation:
             if last.kind == "lost" and (last.end is None or last.end >= start):
                 last.start, last.end = min(last.start, start), None
                 return
-        client.outages.append(Outage(start, end, kind))
+        client.outages.append(_Outage(start, end, kind))
 
     # -- faults ---------------------------------------------------------------------
 

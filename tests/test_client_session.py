@@ -1,0 +1,190 @@
+"""The client's session on its own: an injected clock, a seeded random source, no sockets."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+
+from pingpong.client_session import ClientSession
+from pingpong.logformat import Answered, TimedOut, Unpaired, parse_client_line
+from pingpong.protocol import Keepalive, Pong
+from pingpong.session import Connect, Disconnect, FixedCalendar, Warn
+from pingpong.settings import ClientSettings, MsRange
+
+T0 = datetime(2026, 11, 26, 13, 1, 2, tzinfo=timezone.utc).timestamp()
+
+
+def session(interval_ms: tuple[int, int] = (100, 100), timeout_ms: int = 300) -> ClientSession:
+    settings = ClientSettings(interval_ms=MsRange(*interval_ms), timeout_ms=timeout_ms)
+    return ClientSession(settings, random.Random(1), calendar=FixedCalendar())
+
+
+def connected(interval_ms: tuple[int, int] = (100, 100), timeout_ms: int = 300) -> ClientSession:
+    client = session(interval_ms, timeout_ms)
+    client.start(T0)
+    assert client.actions() == [Connect()]
+    client.connection_made(T0)
+    assert client.actions() == [Warn("connected to 127.0.0.1:8888")]
+    return client
+
+
+def run_until(client: ClientSession, end: float) -> None:
+    """Tick at each deadline up to ``end``, as the shell's one timer would."""
+    while (deadline := client.next_deadline()) is not None and deadline <= end:
+        client.tick(deadline)
+
+
+def test_sends_at_once_then_on_its_own_schedule() -> None:
+    client = connected(interval_ms=(300, 3000), timeout_ms=60_000)
+    mirror = random.Random(1)
+    assert client.data_to_send() == b"[0] PING\n"
+    due = T0
+    for n in range(1, 6):
+        due += mirror.uniform(300, 3000) / 1000
+        assert client.next_deadline() == due  # from when the last one was due: no drift
+        client.tick(due + 0.004)  # the shell is a little late
+        assert client.data_to_send() == f"[{n}] PING\n".encode()
+    assert client.in_flight == 6  # never waits for answers
+
+
+def test_pairs_answers_by_request_number() -> None:
+    client = connected()
+    run_until(client, T0 + 0.2)
+    assert client.data_to_send() == b"[0] PING\n[1] PING\n[2] PING\n"
+    client.receive(b"[7/2] PONG (1)\n[8/0] PONG (1)\n", T0 + 0.25)
+    assert client.log_text() == (
+        "2026-11-26;13:01:02.200;[2] PING;13:01:02.250;[7/2] PONG (1)\n"
+        "2026-11-26;13:01:02.000;[0] PING;13:01:02.250;[8/0] PONG (1)\n"
+    )
+    assert client.in_flight == 1
+
+
+def test_timeouts_late_and_unknown_answers_and_keepalives() -> None:
+    client = connected(interval_ms=(1000, 1000), timeout_ms=300)
+    assert client.next_deadline() == T0 + 0.3
+    client.tick(T0 + 0.3)
+    client.receive(b"[5/0] PONG (1)\n[6/9] PONG (1)\n[7] keepalive\n", T0 + 0.31)
+    records = [parse_client_line(line) for line in client.log_text().splitlines()]
+    assert records == [
+        TimedOut(datetime(2026, 11, 26, 13, 1, 2), records[0].request, records[0].response_time),
+        Unpaired(datetime(2026, 11, 26, 13, 1, 2, 310000), Pong(5, 0, 1)),  # late
+        Unpaired(datetime(2026, 11, 26, 13, 1, 2, 310000), Pong(6, 9, 1)),  # answers nothing
+        Unpaired(datetime(2026, 11, 26, 13, 1, 2, 310000), Keepalive(7)),
+    ]
+    assert isinstance(records[0], TimedOut)
+    assert records[0].response_time == datetime(2026, 11, 26, 13, 1, 2, 300000)
+
+
+def test_a_lost_connection_keeps_the_timeouts_and_reconnects_at_once() -> None:
+    client = connected(timeout_ms=300)
+    client.data_to_send()
+    client.connection_lost(T0 + 0.05, "connection reset by peer")
+    assert client.actions() == [
+        Warn("connection lost (connection error: connection reset by peer); reconnecting"),
+        Connect(),
+    ]
+    client.tick(T0 + 0.1)  # a request falls due with no connection: the schedule waits
+    assert client.data_to_send() == b""
+    assert client.next_deadline() == T0 + 0.3
+    client.connection_made(T0 + 0.25)  # the schedule starts again with the connection
+    assert client.data_to_send() == b"[1] PING\n"
+    assert client.next_deadline() == T0 + 0.3
+    client.tick(T0 + 0.3)
+    assert client.log_text().endswith(";[0] PING;13:01:02.300;(таймаут)\n")
+    assert client.next_deadline() == T0 + 0.35
+
+
+def test_backoff_between_attempts_to_connect() -> None:
+    client = session()
+    client.start(T0)
+    client.actions()
+    now = T0
+    waits = []
+    for _ in range(7):
+        client.connection_failed(now, "connection refused")
+        (warning,) = client.actions()
+        assert isinstance(warning, Warn)
+        waits.append(warning.text.rsplit("retrying in ", 1)[1])
+        deadline = client.next_deadline()
+        assert deadline is not None
+        client.tick(deadline)
+        assert client.actions() == [Connect()]
+        now = deadline
+    assert waits == ["0.05 s", "0.10 s", "0.20 s", "0.40 s", "0.80 s", "1.00 s", "1.00 s"]
+    client.connection_made(now)
+    client.connection_failed(now, "refused")  # after a success the backoff starts over
+    assert "retrying in 0.05 s" in str(client.actions())
+
+
+def test_bad_lines_are_skipped_and_an_overlong_one_drops_the_connection() -> None:
+    client = connected()
+    client.receive(b"garbage\n[0/0] PONG (01)\n", T0 + 0.01)
+    assert client.actions() == [
+        Warn("not a response: 'garbage'; skipped"),
+        Warn("not a response: '[0/0] PONG (01)'; skipped"),
+    ]
+    assert client.connected
+    client.receive(b"[3/0] PONG (1)\n" + b"y" * 1100, T0 + 0.02)
+    assert client.log_text().endswith("[3/0] PONG (1)\n")  # what came before it counts
+    assert client.actions() == [
+        Disconnect(),
+        Warn("connection lost (line longer than 1024 bytes); reconnecting"),
+        Connect(),
+    ]
+
+
+def test_graceful_stop_waits_for_every_outcome() -> None:
+    client = connected(timeout_ms=300)
+    run_until(client, T0 + 0.1)
+    client.stop(T0 + 0.15, "supervisor closed stdin")
+    assert client.actions() == [Warn("stopping (supervisor closed stdin): 2 requests in flight")]
+    client.receive(b"[0/1] PONG (1)\n", T0 + 0.2)
+    assert not client.finished
+    run_until(client, T0 + 10)
+    assert client.finished
+    assert client.actions() == [Disconnect(), Warn("stopped after 2 requests")]
+    assert client.data_to_send() == b"[0] PING\n[1] PING\n"
+    outcomes = [parse_client_line(line) for line in client.log_text().splitlines()]
+    assert [type(r) for r in outcomes] == [Answered, TimedOut]
+    assert client.next_deadline() is None
+
+
+def test_force_stop_times_out_what_is_in_flight_now() -> None:
+    client = connected(timeout_ms=5000)
+    run_until(client, T0 + 0.2)
+    client.force_stop(T0 + 0.25)
+    assert client.finished
+    lines = client.log_text().splitlines()
+    assert [line.split(";")[2:] for line in lines] == [
+        [f"[{n}] PING", "13:01:02.250", "(таймаут)"] for n in range(3)
+    ]
+
+
+def test_exactly_one_outcome_per_request_whatever_happens() -> None:
+    """Random answers, losses and reconnections: still one line per request sent."""
+    for seed in range(30):
+        chaos = random.Random(seed)
+        client = connected(interval_ms=(10, 50), timeout_ms=200)
+        now = T0
+        responses = 0
+        while now < T0 + 5:
+            now += chaos.uniform(0.001, 0.03)
+            run_until(client, now)
+            roll = chaos.random()
+            if client.connected and roll < 0.5 and client.sent:
+                request = chaos.randrange(client.sent + 2)
+                client.receive(f"[{responses}/{request}] PONG (1)\n".encode(), now)
+                responses += 1
+            elif client.connected and roll < 0.55:
+                client.connection_lost(now, "reset")
+            elif not client.connected and roll < 0.8:
+                client.connection_made(now)
+        client.stop(now, "test")
+        run_until(client, now + 1)
+        assert client.finished
+        outcomes = [
+            r.request.request
+            for line in client.log_text().splitlines()
+            if isinstance(r := parse_client_line(line), Answered | TimedOut)
+        ]
+        assert sorted(outcomes) == list(range(client.sent)), seed
