@@ -33,11 +33,12 @@ client numbers       no client number in two logs; ``clientK.log`` starts as
 A simulated run's ``run.json`` lists each client's **outages** (its connection cut,
 closed or no longer read, or the client not reading). What an outage explains is
 accepted, and nothing else: a timeout with no ignored request whose wait overlaps
-one; a response sent during one (or on its way when it began) that never reached
-its client; a gap between two
-requests across a lost connection (the schedule starts again with the next one);
-and a client log that starts with a later client number because its first
-connection was lost before any answer came.
+one; a response sent during one (or on its way when it began), or on the connection
+it lost, that never reached its client; a gap between two requests across a lost
+connection (the schedule starts again with the next one); a keepalive copy to a
+connection the server still held after its client had lost it; and a client log
+that starts with a later client number because its first connection was lost
+before any answer came.
 """
 
 from __future__ import annotations
@@ -101,15 +102,36 @@ class Rules:
         An outage reaches back by the network's longest one-way trip, for what was on
         its way when it began.
         """
-        margin = (self.slack + self.logs.network_ms) / 1000
+        margin = self._margin()
         return any(
             outage.overlaps(start, end, margin)
             for outage in self.logs.outages.get(log_number, ())
             if not lost or outage.kind == "lost"
         )
 
-    def interrupted_any(self, instant: datetime) -> bool:
-        return any(self.interrupted(number, instant, instant) for number in self.logs.outages)
+    def _margin(self) -> float:
+        return (self.slack + self.logs.network_ms) / 1000
+
+    def lost_connections_held(self, instant: datetime) -> int:
+        """How many connections the server still held then that their clients had lost."""
+        margin = self._margin()
+        return sum(
+            outage.loses(instant, margin)
+            for outages in self.logs.outages.values()
+            for outage in outages
+        )
+
+    def lost_in_outage(self, sent: datetime, log_number: int | None, client: int | None) -> bool:
+        """Whether a response sent then (to that log's client number ``client``; a keepalive:
+        to anyone) was lost in an outage: sent during it, or on a connection it lost."""
+        margin = self._margin()
+        logs = self.logs.outages if log_number is None else [log_number]
+        return any(
+            outage.overlaps(sent, sent, margin)
+            or ((client is None or outage.connection == client) and outage.loses(sent, margin))
+            for number in logs
+            for outage in self.logs.outages.get(number, ())
+        )
 
     def run(self) -> list[Rule]:
         return [
@@ -228,7 +250,7 @@ class Rules:
             rule.checked += 1
             if number not in delivered and answer.response.client in owner:
                 log_number = owner[answer.response.client]
-                if self.interrupted(log_number, answer.response_time, answer.response_time):
+                if self.lost_in_outage(answer.response_time, log_number, answer.response.client):
                     continue
                 rule.findings.append(
                     f"server.log: {answer.response} never reached client{log_number}.log"
@@ -236,7 +258,11 @@ class Rules:
         for number, sent in self.sent_keepalives.items():
             rule.checked += 1
             leaving = leaving_from is not None and _ms(sent, leaving_from) >= -self.slack
-            if number not in delivered and not leaving and not self.interrupted_any(sent):
+            if (
+                number not in delivered
+                and not leaving
+                and not self.lost_in_outage(sent, None, None)
+            ):
                 rule.findings.append(f"server.log: [{number}] keepalive reached no client log")
         return rule
 
@@ -396,7 +422,7 @@ class Rules:
         origin = rounds[0][0] if rounds else None
         for time, copies, first in rounds:
             rule.checked += 1
-            if copies > clients:
+            if copies > clients + self.lost_connections_held(time):
                 rule.findings.append(
                     f"server.log:{first}: a keepalive round of {copies} copies "
                     f"for {clients} clients"

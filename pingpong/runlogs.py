@@ -64,19 +64,29 @@ class BadLine:
 class Outage:
     """A stretch of one client's time when what it was owed could be lost or held up.
 
-    ``lost``: its connection was cut, or closed or no longer read by one side, and
-    not yet made again; ``stalled``: it was not reading. ``end`` ``None``: to the end.
+    ``lost``: its connection was cut, or closed or no longer read by one side, until
+    its next connection was up (``end``; ``None``: never); ``connection`` is the
+    server's number for the connection lost, which the server was done with at
+    ``closed`` (``None``: not before the end). ``stalled``: it was not reading.
     """
 
     start: datetime
     end: datetime | None
     kind: str
+    connection: int | None = None
+    closed: datetime | None = None
 
-    def overlaps(self, start: datetime, end: datetime, slack: float) -> bool:
-        """Whether it overlaps ``start``–``end`` (instants), ``slack`` seconds either side."""
-        if (self.start - end).total_seconds() > slack:
+    def overlaps(self, start: datetime, end: datetime, margin: float) -> bool:
+        """Whether it overlaps ``start``–``end``, ``margin`` seconds either side."""
+        if (self.start - end).total_seconds() > margin:
             return False
-        return self.end is None or (start - self.end).total_seconds() <= slack
+        return self.end is None or (start - self.end).total_seconds() <= margin
+
+    def loses(self, instant: datetime, margin: float) -> bool:
+        """Whether a message sent at ``instant`` on the lost connection was lost with it."""
+        if self.connection is None or (self.start - instant).total_seconds() > margin:
+            return False
+        return self.closed is None or (instant - self.closed).total_seconds() <= margin
 
 
 def _simulation(meta: dict[str, Any]) -> dict[str, Any]:
@@ -87,14 +97,20 @@ def _simulation(meta: dict[str, Any]) -> dict[str, Any]:
 def _outages(meta: dict[str, Any]) -> dict[int, list[Outage]]:
     simulation = _simulation(meta)
     found: dict[int, list[Outage]] = {}
+
+    def instant(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text)
+
     for log_number, items in dict(simulation.get("outages") or {}).items():
         found[int(log_number)] = [
             Outage(
-                datetime.fromisoformat(start),
-                None if end is None else datetime.fromisoformat(end),
-                str(kind),
+                datetime.fromisoformat(item["start"]),
+                instant(item.get("end")),
+                str(item["kind"]),
+                None if item.get("connection") is None else int(item["connection"]),
+                instant(item.get("closed")),
             )
-            for start, end, kind in items
+            for item in items
         ]
     return found
 
@@ -149,7 +165,7 @@ def load_run(folder: Path) -> RunLogs:
         outages = _outages(meta)
         network = _simulation(meta).get("network") or {}
         network_ms = float(network.get("latency_ms", 0)) + float(network.get("jitter_ms", 0))
-    except (ValueError, TypeError, AttributeError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         problems.append(f"run.json: unreadable simulation: {exc}")
     logs = RunLogs(
         folder, settings, meta, problems=problems, outages=outages, network_ms=network_ms

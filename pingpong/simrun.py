@@ -46,6 +46,7 @@ def simulate_run(
     """Simulate a run into ``folder`` (which must hold no logs yet); its ``run.json``."""
     network = network or Network()
     faults = faults or []
+    folder.mkdir(parents=True, exist_ok=True)
     began, began_at = time.perf_counter(), datetime.now()
     calendar = FixedCalendar()
     instant = start.replace(tzinfo=timezone.utc).timestamp()

@@ -92,8 +92,10 @@ class _Outage:
     """A stretch of one client's time when bytes it was owed could be lost or held up."""
 
     start: float
-    end: float | None  # None: to the end of the run
+    end: float | None  # its next connection was up; None: never
     kind: str  # "lost": cut, closed or no longer read; "stalled": the client did not read
+    connection: int | None = None  # the server's number of the connection lost
+    closed: float | None = None  # when the server was done with that connection
 
 
 class LogFiles:
@@ -142,6 +144,8 @@ class _Link:
     established: bool = False
     client_closed: bool = False
     server_closed: bool = False
+    server_closed_at: float | None = None
+    outage: _Outage | None = None  # the outage its loss began
     to_server_at: float = 0.0  # when the last thing sent toward the server arrives
     to_client_at: float = 0.0
     held: list[bytes | None] = field(default_factory=list)  # arrived while not read; None: EOF
@@ -352,7 +356,7 @@ class Simulation:
         self._server_output()
 
     def _server_close(self, link: _Link) -> None:
-        link.server_closed = True
+        self._server_done_with(link)
         if link.up:
             self._to_client(link, None)
 
@@ -421,8 +425,9 @@ class Simulation:
         if not link.up or client.link is not link:
             return
         link.established = True
-        if client.outages and client.outages[-1].end is None and client.outages[-1].kind == "lost":
-            client.outages[-1].end = self.now
+        for outage in client.outages:
+            if outage.end is None and outage.kind == "lost":
+                outage.end = self.now
         client.session.connection_made(self.now)
         self._client_output(client)
 
@@ -465,20 +470,25 @@ class Simulation:
         client.link = None
         self._to_server(link, None)
 
+    def _server_done_with(self, link: _Link) -> None:
+        link.server_closed = True
+        link.server_closed_at = self.now
+        if link.outage is not None:
+            link.outage.closed = self.now
+
     def _ended(self, link: _Link, now: float) -> None:
         """A connection of this client is over before its time: an outage starts."""
         client = link.client
         if client.link is link:
             client.link = None
-        self._outage(client, min(link.troubled_at, now), None, "lost")
+        link.outage = self._outage(client, min(link.troubled_at, now), None, "lost")
+        link.outage.connection = link.number or None
+        link.outage.closed = link.server_closed_at
 
-    def _outage(self, client: _Client, start: float, end: float | None, kind: str) -> None:
-        if kind == "lost" and client.outages:
-            last = client.outages[-1]
-            if last.kind == "lost" and (last.end is None or last.end >= start):
-                last.start, last.end = min(last.start, start), None
-                return
-        client.outages.append(_Outage(start, end, kind))
+    def _outage(self, client: _Client, start: float, end: float | None, kind: str) -> _Outage:
+        outage = _Outage(start, end, kind)
+        client.outages.append(outage)
+        return outage
 
     # -- faults ---------------------------------------------------------------------
 
@@ -502,7 +512,7 @@ class Simulation:
             link.up = False
             link.troubled_at = min(link.troubled_at, self.now)
             if link.number and not link.server_closed:
-                link.server_closed = True
+                self._server_done_with(link)
                 self._links.pop(link.number, None)
                 self.server.connection_lost(link.number, self.now, "connection reset by peer")
                 self._server_output()
@@ -517,7 +527,8 @@ class Simulation:
         if isinstance(fault, Stall):
             until = self.now + fault.duration
             client.stalled_until = max(client.stalled_until, until)
-            self._outage(client, self.now, until, "stalled")
+            stalled = self._outage(client, self.now, until, "stalled")
+            stalled.connection = link.number or None if link is not None else None
             self._at(until, self._unstall, client)
             return
         assert isinstance(fault, Inject)
@@ -555,7 +566,7 @@ class Simulation:
         for client in self.clients:
             self.files.add(f"client{client.index}.err", "".join(client.err))
 
-    def outages_json(self) -> dict[str, list[list[str | None]]]:
+    def outages_json(self) -> dict[str, list[dict[str, Any]]]:
         """Each client's outages as ``run.json`` records them, in the logs' local time."""
 
         def show(instant: float | None) -> str | None:
@@ -565,7 +576,14 @@ class Simulation:
 
         return {
             str(client.index): [
-                [show(outage.start), show(outage.end), outage.kind] for outage in client.outages
+                {
+                    "start": show(outage.start),
+                    "end": show(outage.end),
+                    "kind": outage.kind,
+                    "connection": outage.connection,
+                    "closed": show(outage.closed),
+                }
+                for outage in client.outages
             ]
             for client in self.clients
             if client.outages
