@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import random
 from datetime import datetime, timezone
+from pathlib import Path
 
 from pingpong.client_session import ClientSession
-from pingpong.logformat import Answered, TimedOut, Unpaired, parse_client_line
+from pingpong.logformat import Answered, ClientRecord, TimedOut, Unpaired, parse_client_line
 from pingpong.protocol import Keepalive, Pong
 from pingpong.session import Connect, Disconnect, FixedCalendar, Warn
 from pingpong.settings import ClientSettings, MsRange
+
+from .conftest import run
+from .test_client import port_of, run_client, start_fake, stop_fake
 
 T0 = datetime(2026, 11, 26, 13, 1, 2, tzinfo=timezone.utc).timestamp()
 
@@ -188,3 +194,35 @@ def test_exactly_one_outcome_per_request_whatever_happens() -> None:
             if isinstance(r := parse_client_line(line), Answered | TimedOut)
         ]
         assert sorted(outcomes) == list(range(client.sent)), seed
+
+
+def test_the_session_keeps_the_schedule_the_asyncio_client_keeps(tmp_path: Path) -> None:
+    """Same seed: the same start-to-start intervals as client.py (within scheduling noise)."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.readline():
+            pass
+
+    async def real() -> list[ClientRecord]:
+        fake = await start_fake(silent)
+        records, _err, _sent = await run_client(
+            tmp_path, port_of(fake), 2.0, interval_ms=(200, 600), timeout_ms=100
+        )
+        await stop_fake(fake)
+        return records
+
+    records = run(real())
+    sent = sorted(r.request_time for r in records if isinstance(r, TimedOut))
+    real_intervals = [(b - a).total_seconds() for a, b in itertools.pairwise(sent)]
+    client = connected(interval_ms=(200, 600), timeout_ms=100)  # seed 1, as run_client's
+    assert client.data_to_send() == b"[0] PING\n"
+    dues = [T0]
+    while len(dues) <= len(real_intervals):
+        deadline = client.next_deadline()
+        assert deadline is not None
+        client.tick(deadline)
+        if client.data_to_send():
+            dues.append(deadline)
+    assert len(real_intervals) >= 3
+    for real_interval, (a, b) in zip(real_intervals, itertools.pairwise(dues), strict=False):
+        assert abs(real_interval - (b - a)) < 0.04

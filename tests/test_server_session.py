@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from pingpong.diagnostics import ClientConnected, ClientDisconnected
 from pingpong.server_session import KEEPALIVE_BATCH, MAX_WRITE_BUFFER, ServerSession
 from pingpong.session import CloseConnection, FixedCalendar, PauseReading, ResumeReading, Warn
 from pingpong.settings import MsRange, ServerSettings
+
+from .conftest import run, serving
 
 T0 = datetime(2026, 11, 26, 13, 1, 2, tzinfo=timezone.utc).timestamp()
 
@@ -260,3 +264,28 @@ def test_the_same_seed_makes_the_same_choices() -> None:
 
     assert play(9) == play(9)
     assert play(9) != play(10)
+
+
+def test_the_session_decides_as_the_asyncio_server_does(tmp_path: Path) -> None:
+    """Same seed, same requests: the same ignores, answer order and numbers as server.py."""
+    chunk = b"".join(f"[{n}] PING\n".encode() for n in range(40))
+
+    async def real() -> list[str]:
+        async with serving(tmp_path, delay_ms=(10, 300), ignore=0.3, seed=21) as s:
+            reader, writer = await asyncio.open_connection("127.0.0.1", s.port)
+            writer.write(chunk)
+            await writer.drain()
+            while len(s.log_lines()) < 40:
+                await asyncio.wait_for(reader.readline(), 5)
+            writer.close()
+            return s.log_lines()
+
+    def without_times(lines: list[str]) -> list[tuple[str, str]]:
+        return [(fields[2], fields[4]) for fields in (line.split(";") for line in lines)]
+
+    server = session(delay_ms=(10, 300), ignore=0.3, seed=21)
+    connect(server)
+    server.receive(1, chunk, T0)
+    server.tick(T0 + 1)
+    expected = without_times(server.log_text().splitlines())
+    assert without_times(run(real())) == expected
