@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     import random
 
-    from .faults import parse_fault_counts, random_faults
+    from .simfaults import parse_fault_counts, random_faults
     from .simrun import DEFAULT_START, pick_seed, simulate_cli
     from .simulate import Network
 

@@ -3,10 +3,6 @@
 Shared by the checker and the summary. A line that does not parse is kept as a
 :class:`BadLine` (file, line number, reason) rather than raised, so that one bad
 line costs one finding, not the whole report.
-
-A simulated run's ``run.json`` also lists each client's **outages** (see
-:mod:`pingpong.simulate`) and the network's latency and jitter: what the network
-did that the logs cannot show.
 """
 
 from __future__ import annotations
@@ -63,6 +59,9 @@ class BadLine:
 @dataclass(frozen=True, slots=True)
 class Outage:
     """A stretch of one client's time when what it was owed could be lost or held up.
+
+    A simulated run's ``run.json`` lists them (see :mod:`pingpong.simulate`), with the
+    network's latency and jitter: what the network did that the logs cannot show.
 
     ``lost``: its connection was cut, or closed or no longer read by one side, until
     its next connection was up (``end``; ``None``: never); ``connection`` is the

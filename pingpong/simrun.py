@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .faults import Fault, fault_to_json
 from .runner import RUN_JSON, new_run_folder, write_json
 from .session import FixedCalendar
 from .settings import SimulatedRunSettings
+from .simfaults import Fault, fault_to_json
 from .simulate import LogFiles, Network, Simulation
 
 __all__ = ["DEFAULT_START", "simulate_cli", "simulate_run"]

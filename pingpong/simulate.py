@@ -16,7 +16,7 @@ sessions hand out to the logs. Its rules:
 * **The run** starts the server, then every client, at the start instant. At the
   end of the duration the clients are told to stop (as the runner does); once the
   last one has finished, the server is. The run ends when nothing is left to happen.
-* **Faults** (:mod:`pingpong.faults`) happen at their instants. Whatever cannot
+* **Faults** (:mod:`pingpong.simfaults`) happen at their instants. Whatever cannot
   reach the other side because of one (data lost in a cut, a connection closed or
   no longer read, a client not reading) is recorded as an **outage** of that
   client: from when bytes could first be lost or held up to when its next
@@ -44,7 +44,6 @@ from typing import Any
 
 from .client_session import ClientSession
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
-from .faults import Cut, Fault, Inject, ServerStop, Stall
 from .protocol import MAX_LINE
 from .server_session import ServerSession
 from .session import (
@@ -58,6 +57,7 @@ from .session import (
     Warn,
 )
 from .settings import RunSettings
+from .simfaults import Cut, Fault, Inject, ServerStop, Stall
 
 __all__ = [
     "SIMULATED_PORT",

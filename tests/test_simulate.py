@@ -25,7 +25,6 @@ from app.history import list_runs
 from pingpong.__main__ import main
 from pingpong.check import check_run
 from pingpong.diagnostics import ClientConnected, Listening, parse_diagnostic
-from pingpong.faults import OVERLONG, Cut, Fault, Inject, ServerStop, Stall, random_faults
 from pingpong.logformat import (
     Answered,
     TimedOut,
@@ -35,6 +34,7 @@ from pingpong.logformat import (
 )
 from pingpong.protocol import Ping, Pong
 from pingpong.settings import MsRange, SimulatedRunSettings
+from pingpong.simfaults import OVERLONG, Cut, Fault, Inject, ServerStop, Stall, random_faults
 from pingpong.simrun import DEFAULT_START, simulate_run
 from pingpong.simulate import LogFiles, Network, Simulation
 

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from pingpong.faults import (
+from pingpong.protocol import MAX_LINE, ProtocolError, parse_request, parse_response
+from pingpong.simfaults import (
     GARBAGE_TO_CLIENT,
     GARBAGE_TO_SERVER,
     OVERLONG,
@@ -18,7 +19,6 @@ from pingpong.faults import (
     parse_fault_counts,
     random_faults,
 )
-from pingpong.protocol import MAX_LINE, ProtocolError, parse_request, parse_response
 
 
 def test_random_faults_are_repeatable_and_as_many_as_asked() -> None:
