@@ -30,7 +30,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from .logformat import Answered, TimedOut, Unpaired, format_record
+from .logformat import answered_line, timed_out_line, unpaired_line
 from .protocol import (
     LineSplitter,
     LineTooLong,
@@ -40,7 +40,7 @@ from .protocol import (
     encode,
     parse_response,
 )
-from .session import Calendar, Connect, Disconnect, Warn, local_calendar
+from .session import Calendar, Connect, Disconnect, Warn
 from .settings import ClientSettings
 
 __all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "ClientAction", "ClientSession"]
@@ -62,18 +62,18 @@ class ClientSession:
         settings: ClientSettings,
         rng: random.Random,
         *,
-        calendar: Calendar = local_calendar,
+        calendar: Calendar | None = None,
     ) -> None:
         self.settings = settings
         self.rng = rng
-        self.calendar = calendar
+        self.calendar = calendar or Calendar()
         self.where = f"{settings.host}:{settings.port}"
         self.sent = 0  # requests sent so far; the next request's number
         self.connected = False
         self.stopping = False
         self.finished = False
         self._timeout = settings.timeout_ms / 1000
-        self._pending: dict[int, float] = {}  # request number -> when it was sent
+        self._pending: dict[int, str] = {}  # request number -> the stamp of when it was sent
         # Deadlines of the pending requests in send order, which is deadline order (one
         # timeout for all); an answered request's entry is skipped when it comes up.
         self._deadlines: deque[tuple[float, int]] = deque()
@@ -162,7 +162,7 @@ class ClientSession:
         """Bytes arrived from the server."""
         if not self.connected:
             return
-        received = self.calendar(now)
+        received = self.calendar.stamp(now)
         too_long: LineTooLong | None = None
         try:
             lines = self._splitter.feed(data)
@@ -178,11 +178,10 @@ class ClientSession:
             if isinstance(response, Pong):
                 sent = self._pending.pop(response.request, None)
             if sent is None:
-                self._log.append(format_record(Unpaired(received, response)))
+                self._log.append(unpaired_line(received, response))
                 continue
             assert isinstance(response, Pong)
-            record = Answered(self.calendar(sent), Ping(response.request), received, response)
-            self._log.append(format_record(record))
+            self._log.append(answered_line(sent, Ping(response.request), received, response))
         if too_long is not None:
             self._actions.append(Disconnect())
             self._lost(now, str(too_long))
@@ -201,17 +200,17 @@ class ClientSession:
 
     def tick(self, now: float) -> None:
         """Time out, send and reconnect, whatever has come due."""
-        while True:
-            deadline = self.next_deadline()
-            if deadline is None or deadline > now:
-                break
-            if self._deadlines and self._deadlines[0][0] == deadline:
-                self._time_out(self._deadlines.popleft()[1], now)
-            elif self._next_send == deadline:
-                self._send_due(now)
-            else:
-                self._connect_at = _NEVER
-                self._ask_to_connect()
+        # Only timeouts are logged, in deadline order; a request sent now is due later.
+        deadlines, pending = self._deadlines, self._pending
+        while deadlines and deadlines[0][0] <= now:
+            number = deadlines.popleft()[1]
+            if number in pending:
+                self._time_out(number, now)
+        while self._next_send <= now:
+            self._send_due(now)
+        if self._connect_at <= now:
+            self._connect_at = _NEVER
+            self._ask_to_connect()
         self._finish_if_done()
 
     def stop(self, now: float, reason: str) -> None:
@@ -240,7 +239,7 @@ class ClientSession:
             return
         number = self.sent
         self._out.append(encode(Ping(number)))
-        self._pending[number] = now
+        self._pending[number] = self.calendar.stamp(now)
         self._deadlines.append((now + self._timeout, number))
         self.sent += 1
         low, high = self.settings.interval_ms.low, self.settings.interval_ms.high
@@ -248,8 +247,7 @@ class ClientSession:
 
     def _time_out(self, number: int, now: float) -> None:
         sent = self._pending.pop(number)
-        record = TimedOut(self.calendar(sent), Ping(number), self.calendar(now))
-        self._log.append(format_record(record))
+        self._log.append(timed_out_line(sent, Ping(number), self.calendar.stamp(now)))
 
     def _lost(self, now: float, reason: str) -> None:
         self.connected = False

@@ -43,11 +43,10 @@ import heapq
 import random
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from .diagnostics import ClientConnected, ClientDisconnected
 from .lateness import Lateness
-from .logformat import Answered, Ignored, Unpaired, format_record
+from .logformat import answered_line, ignored_line, unpaired_line
 from .protocol import (
     Keepalive,
     LineSplitter,
@@ -58,14 +57,7 @@ from .protocol import (
     encode,
     parse_request,
 )
-from .session import (
-    Calendar,
-    CloseConnection,
-    PauseReading,
-    ResumeReading,
-    Warn,
-    local_calendar,
-)
+from .session import Calendar, CloseConnection, PauseReading, ResumeReading, Warn
 from .settings import ServerSettings
 
 __all__ = [
@@ -110,11 +102,11 @@ class ServerSession:
         settings: ServerSettings,
         rng: random.Random,
         *,
-        calendar: Calendar = local_calendar,
+        calendar: Calendar | None = None,
     ) -> None:
         self.settings = settings
         self.rng = rng
-        self.calendar = calendar
+        self.calendar = calendar or Calendar()
         self.clients = 0  # client numbers handed out so far
         self.responses = 0  # response numbers handed out so far
         self.stopping = False
@@ -122,9 +114,9 @@ class ServerSession:
         self.answer_lateness = Lateness()
         self.keepalive_lateness = Lateness()
         self._connections: dict[int, _Connection] = {}
-        # Timers, earliest first: (due, tie-break, connection, request, received).
+        # Timers, earliest first: (due, tie-break, connection, request, received stamp).
         # A keepalive timer has no connection; its "request" is the round number.
-        self._timers: list[tuple[float, int, _Connection | None, int, datetime | None]] = []
+        self._timers: list[tuple[float, int, _Connection | None, int, str]] = []
         self._sequence = 0
         self._start = 0.0
         self._round: list[_Connection] = []  # the connections of the current round
@@ -187,7 +179,7 @@ class ServerSession:
     def start(self, now: float) -> None:
         """The server is listening: the keepalive grid starts now."""
         self._start = now
-        self._push(now + self.settings.keepalive_s, None, 1, None)
+        self._push(now + self.settings.keepalive_s, None, 1, "")
 
     def connection_made(self, now: float, peer: str) -> int | None:
         """A client connected; its client number, or ``None`` (stopping: close it)."""
@@ -203,7 +195,7 @@ class ServerSession:
         conn = self._connections.get(connection)
         if conn is None or conn.closing is not None or self.stopping:
             return  # no longer reading it
-        received = self.calendar(now)
+        received = self.calendar.stamp(now)
         too_long: LineTooLong | None = None
         try:
             lines = conn.splitter.feed(data)
@@ -261,7 +253,6 @@ class ServerSession:
                 continue  # its answers were dropped with it
             self.answer_lateness.add(now - due)
             conn.in_flight -= 1
-            assert received is not None
             self._respond(conn, request, received, now)
             if conn.open and conn.held and conn.in_flight < MAX_IN_FLIGHT:
                 self._take_up_held(conn, now)
@@ -293,14 +284,14 @@ class ServerSession:
 
     # -- requests and answers --------------------------------------------------------
 
-    def _take_up(self, conn: _Connection, line: bytes, now: float, received: datetime) -> None:
+    def _take_up(self, conn: _Connection, line: bytes, now: float, received: str) -> None:
         try:
             request = parse_request(line)
         except ProtocolError as exc:
             self._warn(f"client {conn.number}: {exc}; not answered")
             return
         if self.rng.random() < self.settings.ignore:
-            self._log.append(format_record(Ignored(received, request)))
+            self._log.append(ignored_line(received, request))
             return
         low, high = self.settings.delay_ms.low, self.settings.delay_ms.high
         if high == 0:  # a plain responder (benchmarks): no delay, so no timer either
@@ -311,17 +302,16 @@ class ServerSession:
         conn.in_flight += 1
 
     def _take_up_held(self, conn: _Connection, now: float) -> None:
-        received = self.calendar(now)  # taken up now: the socket is read again, in effect
+        received = self.calendar.stamp(now)  # taken up now: as if read from the socket now
         while conn.held and conn.in_flight < MAX_IN_FLIGHT:
             self._take_up(conn, conn.held.popleft(), now, received)
         if not conn.held and conn.closing is None:
             self._actions.append(ResumeReading(conn.number))
 
-    def _respond(self, conn: _Connection, request: int, received: datetime, now: float) -> None:
+    def _respond(self, conn: _Connection, request: int, received: str, now: float) -> None:
         pong = Pong(self.responses, request, conn.number)
         if self._send(conn, pong):
-            record = Answered(received, Ping(request), self.calendar(now), pong)
-            self._log.append(format_record(record))
+            self._log.append(answered_line(received, Ping(request), self.calendar.stamp(now), pong))
 
     def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
         """Hand a message to the shell with the next response number; ``False`` if we cannot."""
@@ -347,15 +337,15 @@ class ServerSession:
             self._round_number = round_number
         first = self._round_sent
         self._round_sent = first + KEEPALIVE_BATCH
-        sent = self.calendar(now)
+        sent = self.calendar.stamp(now)
         for conn in self._round[first : self._round_sent]:
             keepalive = Keepalive(self.responses)
             if self._send(conn, keepalive):
-                self._log.append(format_record(Unpaired(sent, keepalive)))
+                self._log.append(unpaired_line(sent, keepalive))
         if self._round_sent < len(self._round):
             # A round to thousands of clients takes tens of milliseconds: the answers
             # that fall due meanwhile go out between its batches.
-            self._push(now, None, _ROUND_GOES_ON, None)
+            self._push(now, None, _ROUND_GOES_ON, "")
             return
         self._round = []
         period = self.settings.keepalive_s
@@ -364,7 +354,7 @@ class ServerSession:
         if upcoming > done + 1:
             self._warn(f"loop stalled: {upcoming - done - 1} keepalive rounds skipped")
         following = max(done + 1, upcoming)
-        self._push(self._start + following * period, None, following, None)
+        self._push(self._start + following * period, None, following, "")
 
     # -- connections -----------------------------------------------------------------
 
@@ -397,8 +387,6 @@ class ServerSession:
     def _warn(self, text: str) -> None:
         self._actions.append(Warn(text))
 
-    def _push(
-        self, due: float, conn: _Connection | None, request: int, received: datetime | None
-    ) -> None:
+    def _push(self, due: float, conn: _Connection | None, request: int, received: str) -> None:
         self._sequence += 1
         heapq.heappush(self._timers, (due, self._sequence, conn, request, received))

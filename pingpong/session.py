@@ -14,17 +14,16 @@ connection made or lost, the time) and collects what to do, in four kinds:
 
 Instants are plain floats, seconds since the epoch, passed in by the caller: a
 session reads no clock, draws from the ``random.Random`` it was given and touches
-no socket. Which time of day the logs show for an instant is the **calendar**'s
-business: the real processes use the machine's local time
-(:func:`local_calendar`); a simulation uses :class:`FixedCalendar`, a fixed offset
-from UTC with no daylight saving, so that the same seed gives the same bytes on
-every machine.
+no socket. Which date and time of day the logs show for an instant is the
+:class:`Calendar`'s business: the real processes use the machine's local time
+(``Calendar()``); a simulation uses a fixed offset from UTC with no daylight saving
+(``Calendar(timedelta(0))``), so that the same seed gives the same bytes on every
+machine.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -33,47 +32,60 @@ __all__ = [
     "CloseConnection",
     "Connect",
     "Disconnect",
-    "FixedCalendar",
     "PauseReading",
     "ResumeReading",
     "Warn",
-    "local_calendar",
 ]
 
-#: An instant (epoch seconds) as the naive local date and time the logs show.
-Calendar = Callable[[float], datetime]
 
-#: The machine's local time, as ``datetime.now()`` gives it: the real processes' calendar.
-local_calendar: Calendar = datetime.fromtimestamp
+class Calendar:
+    """Instants (epoch seconds) as the logs' local date and time.
 
-
-class FixedCalendar:
-    """Local time at a fixed offset from UTC (no daylight saving): a simulation's calendar.
-
-    Gives exactly what :func:`datetime.fromtimestamp` would in such a zone, microseconds
-    rounded the same way. Instants come mostly in rising order, so the date and time of
-    the current second are kept and only the microseconds are added.
+    ``offset`` ``None`` is the machine's local time, exactly as ``datetime.now()``
+    shows it; a :class:`~datetime.timedelta` is that fixed offset from UTC. Either
+    way an instant is shown as :func:`datetime.fromtimestamp` would show it
+    (microseconds rounded half to even), and a zone changes its offset only on a
+    whole second, so the date and time of the current second are worked out once and
+    only the milliseconds are added: :meth:`stamp` is the logs' hot path.
     """
 
-    __slots__ = ("_fields", "_offset", "_second")
+    __slots__ = ("_fields", "_offset", "_prefix", "_second")
 
-    def __init__(self, offset: timedelta = timedelta(0)) -> None:
+    def __init__(self, offset: timedelta | None = None) -> None:
         self._offset = offset
         self._second = math.nan
+        self._prefix = ""
         self._fields = (1970, 1, 1, 0, 0, 0)
 
-    def __call__(self, instant: float) -> datetime:
+    def _split(self, instant: float) -> int:
+        """Make the current second ``instant``'s; its microseconds."""
         second = math.floor(instant)
-        micro = round((instant - second) * 1e6)  # half to even, as fromtimestamp rounds
+        micro = round((instant - second) * 1e6)
         if micro == 1_000_000:
             second, micro = second + 1, 0
         if second != self._second:
-            local = datetime.fromtimestamp(second, timezone.utc) + self._offset
+            if self._offset is None:
+                local = datetime.fromtimestamp(second)
+            else:
+                local = (datetime.fromtimestamp(second, timezone.utc) + self._offset).replace(
+                    tzinfo=None
+                )
+            self._second = second
+            self._prefix = local.isoformat(";")[:19]
             self._fields = (local.year, local.month, local.day, local.hour, local.minute,
                             local.second)  # fmt: skip
-            self._second = second
-        year, month, day, hour, minute, sec = self._fields
-        return datetime(year, month, day, hour, minute, sec, micro)
+        return micro
+
+    def __call__(self, instant: float) -> datetime:
+        """The naive local date and time of ``instant``."""
+        micro = self._split(instant)
+        year, month, day, hour, minute, second = self._fields
+        return datetime(year, month, day, hour, minute, second, micro)
+
+    def stamp(self, instant: float) -> str:
+        """``YYYY-MM-DD;HH:MM:SS.mmm``, as :func:`pingpong.logformat.stamp` shows it."""
+        micro = self._split(instant)
+        return f"{self._prefix}.{micro // 1000:03d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,12 +18,12 @@ from __future__ import annotations
 import secrets
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from .runner import RUN_JSON, new_run_folder, write_json
-from .session import FixedCalendar
+from .session import Calendar
 from .settings import SimulatedRunSettings
 from .simfaults import Fault, fault_to_json
 from .simulate import LogFiles, Network, Simulation
@@ -48,7 +48,7 @@ def simulate_run(
     faults = faults or []
     folder.mkdir(parents=True, exist_ok=True)
     began, began_at = time.perf_counter(), datetime.now()
-    calendar = FixedCalendar()
+    calendar = Calendar(timedelta(0))
     instant = start.replace(tzinfo=timezone.utc).timestamp()
     simulation = Simulation(
         settings,

@@ -38,7 +38,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ from .session import (
     CloseConnection,
     Connect,
     Disconnect,
-    FixedCalendar,
     PauseReading,
     ResumeReading,
     Warn,
@@ -190,7 +189,7 @@ class Simulation:
         self.start = start
         self.network = network or Network()
         self.faults = sorted(faults or [], key=lambda fault: fault.at)
-        self.calendar = calendar or FixedCalendar()
+        self.calendar = calendar or Calendar(timedelta(0))
         self.now = start
         self.end: float | None = None  # when the clients were told to stop
         self.ended = start  # when the last session finished

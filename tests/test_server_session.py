@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ import pytest
 from pingpong import server_session
 from pingpong.diagnostics import ClientConnected, ClientDisconnected
 from pingpong.server_session import KEEPALIVE_BATCH, MAX_WRITE_BUFFER, ServerSession
-from pingpong.session import CloseConnection, FixedCalendar, PauseReading, ResumeReading, Warn
+from pingpong.session import Calendar, CloseConnection, PauseReading, ResumeReading, Warn
 from pingpong.settings import MsRange, ServerSettings
 
 from .conftest import run, serving
@@ -27,7 +27,7 @@ def session(
     seed: int = 1,
 ) -> ServerSession:
     settings = ServerSettings(delay_ms=MsRange(*delay_ms), ignore=ignore, keepalive_s=keepalive_s)
-    server = ServerSession(settings, random.Random(seed), calendar=FixedCalendar())
+    server = ServerSession(settings, random.Random(seed), calendar=Calendar(timedelta(0)))
     server.start(T0)
     return server
 

@@ -266,11 +266,14 @@ def run_case(options: list[str], folder: Path) -> list[str]:
     return findings(simulate_run(settings, folder, network=network, faults=faults))
 
 
+SWEEP_FIRST = int(os.environ.get("PINGPONG_SIM_FIRST", "0"))
+SWEEP_SEEDS = int(os.environ.get("PINGPONG_SIM_SEEDS", "200"))
+
+
+@pytest.mark.timeout(max(120, SWEEP_SEEDS))  # a longer sweep takes longer
 def test_sweep_every_seeded_run_passes_the_check(tmp_path: Path) -> None:
-    first = int(os.environ.get("PINGPONG_SIM_FIRST", "0"))
-    count = int(os.environ.get("PINGPONG_SIM_SEEDS", "200"))
     failures = []
-    for seed in range(first, first + count):
+    for seed in range(SWEEP_FIRST, SWEEP_FIRST + SWEEP_SEEDS):
         options = sweep_case(seed)
         found = run_case(options, tmp_path / str(seed))
         if found:
