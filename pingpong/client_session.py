@@ -105,13 +105,15 @@ class ClientSession:
         self._log.clear()
         return text
 
-    def actions(self) -> list[ClientAction]:
+    def actions(self) -> tuple[ClientAction, ...]:
         """What to do besides sending and logging, in order, since the last call.
 
         Take :meth:`data_to_send` first: a :class:`Disconnect` comes after it.
         """
-        actions = self._actions
-        self._actions = []
+        if not self._actions:
+            return ()
+        actions = tuple(self._actions)
+        self._actions.clear()
         return actions
 
     def next_deadline(self) -> float | None:

@@ -147,14 +147,16 @@ class ServerSession:
         self._log.clear()
         return text
 
-    def actions(self) -> list[ServerAction]:
+    def actions(self) -> tuple[ServerAction, ...]:
         """What to do besides sending and logging, in order, since the last call.
 
         Take :meth:`data_to_send` first: a :class:`CloseConnection` comes after the
         bytes already handed out for that connection.
         """
-        actions = self._actions
-        self._actions = []
+        if not self._actions:
+            return ()
+        actions = tuple(self._actions)
+        self._actions.clear()
         return actions
 
     def next_deadline(self) -> float | None:

@@ -27,9 +27,9 @@ def session(interval_ms: tuple[int, int] = (100, 100), timeout_ms: int = 300) ->
 def connected(interval_ms: tuple[int, int] = (100, 100), timeout_ms: int = 300) -> ClientSession:
     client = session(interval_ms, timeout_ms)
     client.start(T0)
-    assert client.actions() == [Connect()]
+    assert list(client.actions()) == [Connect()]
     client.connection_made(T0)
-    assert client.actions() == [Warn("connected to 127.0.0.1:8888")]
+    assert list(client.actions()) == [Warn("connected to 127.0.0.1:8888")]
     return client
 
 
@@ -84,7 +84,7 @@ def test_a_lost_connection_keeps_the_timeouts_and_reconnects_at_once() -> None:
     client = connected(timeout_ms=300)
     client.data_to_send()
     client.connection_lost(T0 + 0.05, "connection reset by peer")
-    assert client.actions() == [
+    assert list(client.actions()) == [
         Warn("connection lost (connection error: connection reset by peer); reconnecting"),
         Connect(),
     ]
@@ -113,7 +113,7 @@ def test_backoff_between_attempts_to_connect() -> None:
         deadline = client.next_deadline()
         assert deadline is not None
         client.tick(deadline)
-        assert client.actions() == [Connect()]
+        assert list(client.actions()) == [Connect()]
         now = deadline
     assert waits == ["0.05 s", "0.10 s", "0.20 s", "0.40 s", "0.80 s", "1.00 s", "1.00 s"]
     client.connection_made(now)
@@ -124,14 +124,14 @@ def test_backoff_between_attempts_to_connect() -> None:
 def test_bad_lines_are_skipped_and_an_overlong_one_drops_the_connection() -> None:
     client = connected()
     client.receive(b"garbage\n[0/0] PONG (01)\n", T0 + 0.01)
-    assert client.actions() == [
+    assert list(client.actions()) == [
         Warn("not a response: 'garbage'; skipped"),
         Warn("not a response: '[0/0] PONG (01)'; skipped"),
     ]
     assert client.connected
     client.receive(b"[3/0] PONG (1)\n" + b"y" * 1100, T0 + 0.02)
     assert client.log_text().endswith("[3/0] PONG (1)\n")  # what came before it counts
-    assert client.actions() == [
+    assert list(client.actions()) == [
         Disconnect(),
         Warn("connection lost (line longer than 1024 bytes); reconnecting"),
         Connect(),
@@ -142,12 +142,14 @@ def test_graceful_stop_waits_for_every_outcome() -> None:
     client = connected(timeout_ms=300)
     run_until(client, T0 + 0.1)
     client.stop(T0 + 0.15, "supervisor closed stdin")
-    assert client.actions() == [Warn("stopping (supervisor closed stdin): 2 requests in flight")]
+    assert list(client.actions()) == [
+        Warn("stopping (supervisor closed stdin): 2 requests in flight")
+    ]
     client.receive(b"[0/1] PONG (1)\n", T0 + 0.2)
     assert not client.finished
     run_until(client, T0 + 10)
     assert client.finished
-    assert client.actions() == [Disconnect(), Warn("stopped after 2 requests")]
+    assert list(client.actions()) == [Disconnect(), Warn("stopped after 2 requests")]
     assert client.data_to_send() == b"[0] PING\n[1] PING\n"
     outcomes = [parse_client_line(line) for line in client.log_text().splitlines()]
     assert [type(r) for r in outcomes] == [Answered, TimedOut]

@@ -45,7 +45,7 @@ def warnings(server: ServerSession) -> list[str]:
 def test_exact_bytes_on_the_wire_and_in_the_log() -> None:
     server = session()
     assert server.connection_made(T0, "127.0.0.1:5000") == 1
-    assert server.actions() == [ClientConnected(1, "127.0.0.1:5000")]
+    assert list(server.actions()) == [ClientConnected(1, "127.0.0.1:5000")]
     server.receive(1, b"[0] PING\n[1] PING\r\n", T0 + 0.345)
     assert server.data_to_send() == [(1, b"[0/0] PONG (1)\n[1/1] PONG (1)\n")]
     assert server.log_text() == (
@@ -154,7 +154,7 @@ def test_an_overlong_line_closes_after_the_answers_before_it() -> None:
     server.receive(1, b"[1] PING\n", T0 + 0.1)  # no longer read
     server.tick(T0 + 0.2)
     assert server.data_to_send() == [(1, b"[0/0] PONG (1)\n")]
-    assert server.actions() == [
+    assert list(server.actions()) == [
         CloseConnection(1),
         ClientDisconnected(1),
         Warn("client 1: closed (line too long)"),
@@ -167,7 +167,7 @@ def test_a_client_leaving_with_answers_pending_costs_a_report() -> None:
     connect(server)
     server.receive(1, b"[0] PING\n[1] PING\n[2", T0)
     server.eof(1, T0 + 0.1)
-    assert server.actions() == [
+    assert list(server.actions()) == [
         Warn("client 1: unfinished line at close dropped"),
         Warn("client 1: 2 pending answers dropped"),
         CloseConnection(1),
@@ -193,11 +193,11 @@ def test_in_flight_requests_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     server = session(delay_ms=(100, 100))
     connect(server)
     server.receive(1, b"".join(f"[{n}] PING\n".encode() for n in range(5)), T0)
-    assert server.actions() == [PauseReading(1)]
+    assert list(server.actions()) == [PauseReading(1)]
     assert server.in_flight == 3
     server.receive(1, b"[5] PING\n", T0 + 0.05)  # what the shell had already read waits too
     server.tick(T0 + 0.1)
-    assert server.actions() == [ResumeReading(1)]
+    assert list(server.actions()) == [ResumeReading(1)]
     assert server.in_flight == 3
     server.tick(T0 + 0.2)
     assert server.in_flight == 0
@@ -223,7 +223,7 @@ def test_graceful_stop_answers_what_is_pending_then_closes() -> None:
     connect(server, 2)
     server.receive(1, b"[0] PING\n", T0 + 0.5)
     server.stop(T0 + 0.6)
-    assert server.actions() == [
+    assert list(server.actions()) == [
         Warn("stopping: 2 connections, 1 answers still to send"),
         CloseConnection(2),
         ClientDisconnected(2),
