@@ -84,6 +84,11 @@ class Calendar:
 
     def stamp(self, instant: float) -> str:
         """``YYYY-MM-DD;HH:MM:SS.mmm``, as :func:`pingpong.logformat.stamp` shows it."""
+        second = math.floor(instant)
+        if second == self._second:  # the usual case, inline
+            micro = round((instant - second) * 1e6)
+            if micro < 1_000_000:
+                return f"{self._prefix}.{micro // 1000:03d}"
         micro = self._split(instant)
         return f"{self._prefix}.{micro // 1000:03d}"
 

@@ -268,8 +268,8 @@ class Simulation:
             self._server_output()
 
     def _delay(self) -> float:
-        if self._jitter:
-            return self._latency + self._rng.uniform(0.0, self._jitter)
+        if self._jitter:  # uniform(0, jitter), without the call
+            return self._latency + self._jitter * self._rng.random()
         return self._latency
 
     # -- the server's side --------------------------------------------------------------
