@@ -60,4 +60,4 @@ def test_help_lists_every_command() -> None:
     result = subprocess.run(
         pingpong_argv("--help"), capture_output=True, text=True, env=child_env()
     )
-    assert "{run,server,client,check,bench}" in result.stdout
+    assert "{run,server,client,check,bench,simulate}" in result.stdout

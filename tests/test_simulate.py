@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.history import list_runs
+from app.main import create_app
 from pingpong.__main__ import main
 from pingpong.check import check_run
 from pingpong.diagnostics import ClientConnected, Listening, parse_diagnostic
@@ -339,3 +341,18 @@ def test_invalid_options_exit_2_with_one_line(
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+def test_the_dashboard_serves_a_simulated_run_like_any_other(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    assert main(["simulate", "--duration", "20", "--seed", "5", "--runs-dir", str(runs)]) == 0
+    with TestClient(create_app(runs), base_url="http://localhost") as client:
+        (listed,) = client.get("/api/runs").json()
+        assert listed["simulated"] is True
+        detail = client.get(f"/api/runs/{listed['id']}").json()
+        assert detail["check"]["ok"] is True
+        assert detail["summary"]["server"]["requests"] > 0
+        log = client.get(f"/api/runs/{listed['id']}/logs/client2.log")
+        assert log.status_code == 200
+        assert log.text.startswith("2026-01-01;00:00:00.000;[0] PING;")
+        assert client.get("/").status_code == 200
