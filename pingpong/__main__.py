@@ -207,8 +207,12 @@ def _simulate(args: argparse.Namespace) -> int:
     try:
         network = Network(args.latency_ms, args.jitter_ms)
         counts = parse_fault_counts(args.faults)
+    except SettingsError as exc:
+        print(f"pingpong simulate: error: --{exc.field.replace('_', '-')}: {exc.message}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except ValueError as exc:
-        print(f"pingpong simulate: error: {exc}", file=sys.stderr)
+        print(f"pingpong simulate: error: --faults: {exc}", file=sys.stderr)
         return 2
     faults = random_faults(
         random.Random(f"faults {seed}"), settings.clients, settings.duration, **counts

@@ -18,17 +18,18 @@ sessions hand out to the logs. Its rules:
   last one has finished, the server is. The run ends when nothing is left to happen.
 * **Faults** (:mod:`pingpong.simfaults`) happen at their instants. Whatever cannot
   reach the other side because of one (data lost in a cut, a connection closed or
-  no longer read, a client not reading) is recorded as an **outage** of that
-  client: from when bytes could first be lost or held up to when its next
-  connection was up (or the end). The checker reads the outages from ``run.json``
-  and accepts the timeouts, undelivered answers and restarted schedules that fall
-  in them; nothing else.
+  no longer read by one side, a client not reading) is recorded as an **outage** of
+  that client: from when bytes could first be lost or held up to when its next
+  connection was up (or never), with the server's number for the connection lost
+  and when the server was done with it. The checker reads the outages from
+  ``run.json`` and accepts the timeouts, undelivered answers and restarted
+  schedules they explain; nothing else (see :mod:`pingpong.rules`).
 * **Randomness** comes from the seed alone: the server's draws from ``seed``,
   client K's from ``seed + K`` (as in a real run), the network's from its own
   stream. The same seed, settings and faults give the same bytes.
 
-Log text goes to the files through :class:`LogFiles`, which keeps at most a few
-MiB per file and writes whole lines, so a run of any length runs in bounded memory.
+Log text goes to the files through :class:`LogFiles`, which holds at most 32 MiB of
+text in all and writes whole lines, so a run of any length runs in bounded memory.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from .session import (
     ResumeReading,
     Warn,
 )
-from .settings import RunSettings
+from .settings import MAX_MS, RunSettings, SettingsError
 from .simfaults import Cut, Fault, Inject, ServerStop, Stall
 
 __all__ = [
@@ -82,8 +83,8 @@ class Network:
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms"):
             value = getattr(self, name)
-            if not 0 <= value <= 60_000 or math.isnan(value):
-                raise ValueError(f"{name} must be between 0 and 60000, got {value:g}")
+            if not 0 <= value <= MAX_MS:  # NaN fails too
+                raise SettingsError(name, f"must be between 0 and {MAX_MS}, got {value:g}")
 
 
 @dataclass(slots=True)
@@ -110,6 +111,7 @@ class LogFiles:
         self.limit = limit
         self._waiting: dict[str, list[str]] = {}
         self._size = 0
+        self._made: set[str] = set()
 
     def add(self, name: str, text: str) -> None:
         chunks = self._waiting.get(name)
@@ -126,10 +128,11 @@ class LogFiles:
 
     def flush(self) -> None:
         for name, chunks in self._waiting.items():
-            with open(self.folder / name, "ab") as file:
-                if chunks:
+            if chunks or name not in self._made:
+                with open(self.folder / name, "ab") as file:
                     file.write("".join(chunks).encode("utf-8"))
-                    chunks.clear()
+                chunks.clear()
+                self._made.add(name)
         self._size = 0
 
 
@@ -496,7 +499,8 @@ class Simulation:
             for open_link in self._links.values():
                 open_link.troubled_at = min(open_link.troubled_at, self.now)
             for client in self.clients:
-                if client.link is None and not client.session.finished:
+                connecting = client.link is None or not client.link.established
+                if connecting and not client.session.finished:
                     self._outage(client, self.now, None, "lost")
             self._server_err.append("server: stopping (fault: server stop)\n")
             self.server.stop(self.now)

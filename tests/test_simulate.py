@@ -324,8 +324,9 @@ def test_simulate_without_a_seed_draws_and_records_one(tmp_path: Path) -> None:
     [
         (["--clients", "0"], "--clients: must be between 1 and 1e+06, got 0"),
         (["--timeout-ms", "500"], "--timeout-ms: must be greater than the delay maximum"),
-        (["--faults", "floods=1"], "unknown fault 'floods'"),
-        (["--latency-ms", "-1"], "latency_ms must be between 0 and 60000, got -1"),
+        (["--faults", "floods=1"], "--faults: unknown fault 'floods'"),
+        (["--latency-ms", "-1"], "--latency-ms: must be between 0 and 60000, got -1"),
+        (["--jitter-ms", "nan"], "--jitter-ms: must be between 0 and 60000, got nan"),
         (["--delay-ms", "900-100"], "--delay-ms"),
     ],
 )
