@@ -357,3 +357,26 @@ def test_the_dashboard_serves_a_simulated_run_like_any_other(tmp_path: Path) -> 
         assert log.status_code == 200
         assert log.text.startswith("2026-01-01;00:00:00.000;[0] PING;")
         assert client.get("/").status_code == 200
+
+
+def test_an_outage_excuses_nothing_outside_it(tmp_path: Path) -> None:
+    description = simulate(tmp_path, [Cut(30, 1, down=2.0)], duration=90, seed=2)
+    assert findings(description) == []
+    # A timeout of client 2, which had no outage, whose ignored request is taken away.
+    records = client_records(tmp_path, 2)
+    timed_out = next(r for r in records if isinstance(r, TimedOut))
+    lines = (tmp_path / "server.log").read_text(encoding="utf-8").splitlines(keepends=True)
+    ignored = f";{timed_out.request};(проигнорировано);(проигнорировано)\n"
+    (index,) = [
+        n
+        for n, line in enumerate(lines)
+        if line.endswith(ignored)
+        and 0 <= (parse_server_line(line).request_time - timed_out.request_time).total_seconds() < 1
+    ]
+    del lines[index]
+    (tmp_path / "server.log").write_text("".join(lines), encoding="utf-8")
+    failed = {rule.name: rule.findings for rule in check_run(tmp_path).rules if not rule.ok}
+    assert list(failed) == ["timeouts ignored"]
+    (finding,) = failed["timeouts ignored"]
+    assert finding.startswith("client2.log:")
+    assert finding.endswith(f"{timed_out.request} timed out but the server did not ignore it")
