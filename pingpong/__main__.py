@@ -112,7 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
     simulate.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
-    simulate.add_argument("--seed", type=int, default=None, help="default: drawn, and recorded")
+    simulate.add_argument(
+        "--seed", type=int, default=None, help="the run's seed (default: drawn, kept in run.json)"
+    )
     simulate.add_argument("--runs-dir", default="runs", help="parent of run folders (default runs)")
     simulate.add_argument("--log-dir", default=None, help="write the run into this folder instead")
     _add_server_timing(simulate)
