@@ -216,6 +216,10 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pingpong simulate: error: --faults: {exc}", file=sys.stderr)
         return 2
+    if args.start is not None and args.start.tzinfo is not None:
+        print("pingpong simulate: error: --start: the simulated local time, without a zone",
+              file=sys.stderr)  # fmt: skip
+        return 2
     faults = random_faults(
         random.Random(f"faults {seed}"), settings.clients, settings.duration, **counts
     )

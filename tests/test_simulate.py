@@ -311,6 +311,17 @@ def test_simulate_command_writes_a_run_the_dashboard_lists(
     assert main(["check", str(runs / run["id"])]) == 0
 
 
+def test_simulated_time_starts_where_asked(tmp_path: Path) -> None:
+    options = ["--duration", "5", "--seed", "1", "--start", "2030-12-31T23:59:58"]
+    assert main(["simulate", *options, "--log-dir", str(tmp_path)]) == 0
+    lines = (tmp_path / "client1.log").read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("2030-12-31;23:59:58.000;[0] PING;")
+    assert lines[-1].startswith("2031-01-01;")  # across midnight, as a real run would
+    assert json.loads((tmp_path / "run.json").read_text())["started_at"] == (
+        "2030-12-31T23:59:58.000"
+    )
+
+
 def test_simulate_without_a_seed_draws_and_records_one(tmp_path: Path) -> None:
     folder = tmp_path / "run"
     assert main(["simulate", "--duration", "5", "--log-dir", str(folder), "--no-check"]) == 0
@@ -328,6 +339,7 @@ def test_simulate_without_a_seed_draws_and_records_one(tmp_path: Path) -> None:
         (["--latency-ms", "-1"], "--latency-ms: must be between 0 and 60000, got -1"),
         (["--jitter-ms", "nan"], "--jitter-ms: must be between 0 and 60000, got nan"),
         (["--delay-ms", "900-100"], "--delay-ms"),
+        (["--start", "2026-05-01T10:00:00+02:00"], "--start: the simulated local time"),
     ],
 )
 def test_invalid_options_exit_2_with_one_line(
