@@ -1,6 +1,6 @@
 """The simulator: real run folders from virtual time, faults, and the seeded property sweep.
 
-The sweep runs ``PINGPONG_SIM_SEEDS`` seeds (default 200) from ``PINGPONG_SIM_FIRST``
+The sweep runs ``PINGPONG_SIM_SEEDS`` seeds (default 300) from ``PINGPONG_SIM_FIRST``
 (default 0), each with its own settings, network and faults drawn from the seed, and
 requires every run to pass the check with no finding. A longer sweep::
 
@@ -269,7 +269,7 @@ def run_case(options: list[str], folder: Path) -> list[str]:
 
 
 SWEEP_FIRST = int(os.environ.get("PINGPONG_SIM_FIRST", "0"))
-SWEEP_SEEDS = int(os.environ.get("PINGPONG_SIM_SEEDS", "200"))
+SWEEP_SEEDS = int(os.environ.get("PINGPONG_SIM_SEEDS", "300"))
 
 
 @pytest.mark.timeout(max(120, SWEEP_SEEDS))  # a longer sweep takes longer
