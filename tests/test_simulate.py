@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 
 from app.history import list_runs
 from app.main import create_app
+from pingpong import server_session
 from pingpong.__main__ import main
 from pingpong.check import check_run
 from pingpong.diagnostics import ClientConnected, Listening, parse_diagnostic
@@ -392,3 +393,27 @@ def test_an_outage_excuses_nothing_outside_it(tmp_path: Path) -> None:
     (finding,) = failed["timeouts ignored"]
     assert finding.startswith("client2.log:")
     assert finding.endswith(f"{timed_out.request} timed out but the server did not ignore it")
+
+
+def test_past_the_in_flight_cap_the_server_reads_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_session, "MAX_IN_FLIGHT", 2)
+    description = simulate(
+        tmp_path,
+        clients=1,
+        duration=2,
+        interval_ms=MsRange(50, 50),
+        delay_ms=MsRange(120, 120),
+        ignore=0.0,
+    )
+    assert findings(description) == []
+    received = {
+        r.request.request: r.request_time
+        for r in server_records(tmp_path)
+        if isinstance(r, Answered)
+    }
+    sent = {r.request.request: r.request_time for r in client_records(tmp_path, 1)}
+    waited = [(received[n] - sent[n]).total_seconds() for n in sent]
+    assert max(waited) > 0.02  # read once answers made room, not when it arrived
+    assert len(received) == len(sent)  # and none lost
