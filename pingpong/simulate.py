@@ -10,12 +10,12 @@ sessions hand out to the logs. Its rules:
 * **The network** delivers each send after a one-way ``latency_ms`` plus a uniform
   ``jitter_ms``, in order per direction of a connection (TCP), and the bytes of one
   send in one piece. Opening a connection takes one latency to the server (which
-  numbers the client) and one back to the client, with no jitter, so the clients
-  started one after another at the start get numbers 1…N, as ``pingpong run``
-  guarantees.
-* **The run** starts the server, then every client, at the start instant. At the
-  end of the duration the clients are told to stop (as the runner does); once the
-  last one has finished, the server is. The run ends when nothing is left to happen.
+  numbers the client) and one back to the client, with no jitter.
+* **The run** starts the server at the start instant, then client 1, and each next
+  client once the server has taken the previous one's first connection, as
+  ``pingpong run`` does: so ``clientK.log`` is client number K. At the end of the
+  duration the clients are told to stop (as the runner does); once the last one has
+  finished, the server is. The run ends when nothing is left to happen.
 * **Faults** (:mod:`pingpong.simfaults`) happen at their instants. Whatever cannot
   reach the other side because of one (data lost in a cut, a connection closed or
   no longer read by one side, a client not reading) is recorded as an **outage** of
@@ -166,6 +166,7 @@ class _Client:
     link: _Link | None = None  # the current connection, from asking until it ends
     down_until: float = -_NEVER
     stalled_until: float = -_NEVER
+    started: bool = False
     counted: bool = False  # finished, and counted as such
     last_to_server: float = 0.0  # when the last thing it sent toward the server arrives
     outages: list[_Outage] = field(default_factory=list)
@@ -255,8 +256,12 @@ class Simulation:
         self._server_output()
         for client in self.clients:
             self.files.touch(client.name)
-            client.session.start(self.now)
-            self._client_output(client)
+        self._start_client(self.clients[0])
+
+    def _start_client(self, client: _Client) -> None:
+        client.started = True
+        client.session.start(self.now)
+        self._client_output(client)
 
     def _end_of_run(self, _: None) -> None:
         self.end = self.now
@@ -319,12 +324,17 @@ class Simulation:
         if self.server.stopping:
             self._refuse(link, "connection refused")
             return
-        number = self.server.connection_made(self.now, f"simulated client {link.client.index}")
+        client = link.client
+        number = self.server.connection_made(self.now, f"simulated client {client.index}")
         assert number is not None
         link.number = number
         self._links[number] = link
         self._server_output()
         self._at(self.now + self._latency, self._established, link)
+        if client.index < len(self.clients) and self.end is None:
+            following = self.clients[client.index]
+            if not following.started:
+                self._start_client(following)
 
     def _to_server(self, link: _Link, data: bytes | None) -> None:
         """Send toward the server; ``None`` is the end of the stream."""
