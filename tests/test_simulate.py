@@ -417,3 +417,12 @@ def test_past_the_in_flight_cap_the_server_reads_later(
     waited = [(received[n] - sent[n]).total_seconds() for n in sent]
     assert max(waited) > 0.02  # read once answers made room, not when it arrived
     assert len(received) == len(sent)  # and none lost
+
+
+def test_clients_start_in_turn_so_client_k_is_number_k(tmp_path: Path) -> None:
+    # Client 1's first attempt fails: the others wait for it, as pingpong run makes them.
+    description = simulate(tmp_path, [Cut(0.0, 1, down=0.5)], clients=3, duration=10)
+    assert findings(description) == []
+    out = (tmp_path / "server.out").read_text().splitlines()
+    assert out[1:4] == [f"client {n} connected from simulated client {n}" for n in (1, 2, 3)]
+    assert "(network is unreachable); retrying in" in (tmp_path / "client1.err").read_text()
