@@ -2,13 +2,14 @@
 
 Shared by the checker and the summary. A line that does not parse is kept as a
 :class:`BadLine` (file, line number, reason) rather than raised, so that one bad
-line costs one finding, not the whole report.
+line costs one finding, not the whole report. A last line without its line end is
+torn (a write cut short): it is reported as such and never parsed, even when its
+bytes would happen to make a record.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,19 +23,12 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
+from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
 from .settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = ["BadLine", "Line", "Outage", "RunLogs", "client_log_number", "load_run"]
 
 R = TypeVar("R")
-
-_CLIENT_LOG = re.compile(r"client([1-9][0-9]*)\.log")
-
-
-def client_log_number(name: str) -> int | None:
-    """``client3.log`` → 3; anything else → ``None``."""
-    match = _CLIENT_LOG.fullmatch(name)
-    return None if match is None else int(match[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +124,9 @@ class RunLogs:
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        bad.append(BadLine(path.name, data.count(b"\n") + 1, "unfinished last line"))
+        torn = len(data) - data.rfind(b"\n") - 1
+        reason = f"torn last line: {torn} bytes without a line end (a write cut short); not read"
+        bad.append(BadLine(path.name, data.count(b"\n") + 1, reason))
         data = data[: data.rfind(b"\n") + 1]
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
         try:
@@ -148,14 +144,15 @@ def load_run(folder: Path) -> RunLogs:
     meta: dict[str, Any] = {}
     settings: RunSettings | None = None
     problems: list[str] = []
-    meta_path = folder / "run.json"
+    files = RunFolder(folder)
+    meta_path = files.run_json
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             kind = SimulatedRunSettings if meta.get("simulated") is True else RunSettings
             settings = kind.from_json(meta.get("settings", {}))
         except (ValueError, AttributeError) as exc:
-            problems.append(f"run.json: {exc}")
+            problems.append(f"{RUN_JSON}: {exc}")
             if isinstance(exc, SettingsErrors):
                 settings = None
     outages: dict[int, list[Outage]] = {}
@@ -165,26 +162,22 @@ def load_run(folder: Path) -> RunLogs:
         network = _simulation(meta).get("network") or {}
         network_ms = float(network.get("latency_ms", 0)) + float(network.get("jitter_ms", 0))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        problems.append(f"run.json: unreadable simulation: {exc}")
+        problems.append(f"{RUN_JSON}: unreadable simulation: {exc}")
     logs = RunLogs(
         folder, settings, meta, problems=problems, outages=outages, network_ms=network_ms
     )
-    server_log = folder / "server.log"
-    if server_log.exists():
-        _read(server_log, parse_server_line, logs.server, logs.bad_lines)
+    if files.server_log.exists():
+        _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:
-        problems.append("server.log is missing")
-    for path in sorted(folder.glob("client*.log")):
-        number = client_log_number(path.name)
-        if number is not None:
-            logs.clients[number] = []
-            _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
-    logs.clients = dict(sorted(logs.clients.items()))
+        problems.append(f"{SERVER_LOG} is missing")
+    for number, path in files.client_logs().items():
+        logs.clients[number] = []
+        _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
     if not logs.clients:
         problems.append("no client log (clientN.log)")
     expected = settings.clients if settings is not None else None
     if expected is not None:
         missing = [n for n in range(1, expected + 1) if n not in logs.clients]
         if missing:
-            problems.append("missing client logs: " + ", ".join(f"client{n}.log" for n in missing))
+            problems.append("missing client logs: " + ", ".join(map(client_log_name, missing)))
     return logs

@@ -22,7 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .runner import RUN_JSON, new_run_folder, write_json
+from .lifecycle import os_error_text
+from .runfolder import RUN_JSON, RunFolderError, new_run_folder, write_json
 from .session import Calendar
 from .settings import SimulatedRunSettings
 from .simfaults import Fault, fault_to_json
@@ -111,16 +112,21 @@ def simulate_cli(
     """Simulate, print a summary; 0 if the check passed (or was not asked for)."""
     from .stats import format_summary
 
-    if log_dir is not None:
-        folder = Path(log_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
-        if taken:
-            print(f"pingpong simulate: error: {folder} already holds {', '.join(sorted(taken))}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-    else:
-        folder = new_run_folder(runs_dir)
+    try:
+        if log_dir is not None:
+            folder = Path(log_dir)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
+            taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
+            if taken:
+                raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
+        else:
+            folder = new_run_folder(runs_dir)
+    except RunFolderError as exc:
+        print(f"pingpong simulate: error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"run {folder.name}: {settings.clients} clients for {settings.duration:g} s, simulated "
         f"(seed {settings.seed}), in {folder}"

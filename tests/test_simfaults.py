@@ -12,6 +12,7 @@ from pingpong.simfaults import (
     GARBAGE_TO_SERVER,
     OVERLONG,
     Cut,
+    Fault,
     Inject,
     ServerStop,
     Stall,
@@ -22,7 +23,7 @@ from pingpong.simfaults import (
 
 
 def test_random_faults_are_repeatable_and_as_many_as_asked() -> None:
-    def draw(seed: int) -> list[object]:
+    def draw(seed: int) -> list[Fault]:
         return list(
             random_faults(
                 random.Random(seed), 3, 60, cuts=2, stalls=3, garbage=4, overlong=1, server_stop=1
