@@ -28,6 +28,7 @@ from .session import Calendar
 from .settings import SimulatedRunSettings
 from .simfaults import Fault, fault_to_json
 from .simulate import LogFiles, Network, Simulation
+from .states import RunState, StoppedBy
 
 __all__ = ["DEFAULT_START", "simulate_cli", "simulate_run"]
 
@@ -63,8 +64,8 @@ def simulate_run(
     took = time.perf_counter() - began
     description: dict[str, Any] = {
         "id": folder.name,
-        "state": "finished",
-        "stopped_by": "deadline",
+        "state": RunState.FINISHED,
+        "stopped_by": StoppedBy.DEADLINE,
         "error": None,
         "simulated": True,
         "settings": settings.to_json(),
