@@ -30,7 +30,7 @@ from .simfaults import Fault, fault_to_json
 from .simulate import LogFiles, Network, Simulation
 from .states import RunState, StoppedBy
 
-__all__ = ["DEFAULT_START", "simulate_cli", "simulate_run"]
+__all__ = ["DEFAULT_START", "pick_seed", "simulate_cli", "simulate_run"]
 
 #: Where simulated time starts unless ``--start`` says otherwise (a fixed instant).
 DEFAULT_START = datetime(2026, 1, 1)
