@@ -25,7 +25,7 @@ from fastapi.templating import Jinja2Templates
 from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
 
 from .history import list_runs, log_path, read_run
-from .hub import Hub
+from .hub import Hub, KeepTransport
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor
 
@@ -97,6 +97,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.hub = hub
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
+    app.add_middleware(KeepTransport)  # outside Starlette's wrapping of send (app.hub)
     app.mount("/static", StaticFiles(directory=_asset_dir("static")), name="static")
 
     @app.get("/", response_class=HTMLResponse)
