@@ -290,3 +290,50 @@ def test_graceful_stop_sends_pending_answers_first(tmp_path: Path) -> None:
             assert len(s.log_lines()) == 1
 
     run(scenario())
+
+
+@pytest.mark.parametrize("length", [1023, 1024, 1025, 1026])
+def test_line_limit_at_the_edge(tmp_path: Path, no_stray_processes: None, length: int) -> None:
+    """Up to 1024 bytes before the newline is a line (here not a request: not answered,
+    the connection stays); 1025 or more ends the connection. One rule, one number."""
+    process = subprocess.Popen(
+        pingpong_argv("server", "--port", "0", "--log-file", str(tmp_path / "server.log"),
+                      "--delay-ms", "0-0", "--ignore", "0"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(), text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline().rsplit(":", 1)[1])
+
+        async def scenario() -> None:
+            reader, writer = await connect(port)
+            writer.write(b"x" * length + b"\n[7] PING\n")
+            if length <= 1024:
+                assert await reader.readline() == b"[0/7] PONG (1)\n"
+            else:
+                assert await reader.read() == b""
+            await close(writer)
+
+        run(scenario())
+    finally:
+        process.terminate()
+        _out, err = process.communicate(timeout=10)
+    if length <= 1024:
+        assert "client 1: not a request: 'xxxx" in err
+        assert "line longer" not in err
+    else:
+        assert "client 1: line longer than 1024 bytes; closing the connection" in err
+
+
+def test_request_numbers_have_at_most_18_digits(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with serving(tmp_path) as s:
+            reader, writer = await connect(s.port)
+            # 1017 digits: a 1024-byte line, whose PONG would be over the limit.
+            writer.write(b"[1" + b"0" * 1016 + b"] PING\n[1" + b"0" * 18 + b"] PING\n")
+            writer.write(b"[999999999999999999] PING\n")
+            assert await reader.readline() == b"[0/999999999999999999] PONG (1)\n"
+            assert s.err.getvalue().count("not a request") == 2
+            await close(writer)
+
+    run(scenario())
