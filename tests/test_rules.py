@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pingpong.logformat import Answered, Ignored, ServerRecord
-from pingpong.protocol import Ping, Pong
+from pingpong.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
+from pingpong.protocol import Keepalive, Ping, Pong
 from pingpong.rules import Rules
 from pingpong.runlogs import Line, RunLogs
 from pingpong.settings import MsRange, RunSettings
@@ -54,3 +54,20 @@ def test_delays_against_the_settings() -> None:
     assert Rules(logs, RunSettings(), slack_ms=20).delays().findings == []
     findings = Rules(logs, RunSettings(delay_ms=MsRange(100, 400)), 20).delays().findings
     assert findings == [f"server.log:{n}: delay 500 ms, not in 100–400" for n in (1, 2, 3)]
+
+
+def order(*times: datetime) -> list[str]:
+    lines: list[Line[ClientRecord]] = [
+        Line("client1.log", n, Unpaired(at, Keepalive(n))) for n, at in enumerate(times, start=1)
+    ]
+    logs = RunLogs(Path("run"), None, {}, clients={1: lines})
+    return Rules(logs, RunSettings(), slack_ms=20).line_order().findings
+
+
+def test_client_lines_in_completion_order_across_midnight() -> None:
+    before = datetime(2026, 11, 26, 23, 59, 59, 999000)
+    after = datetime(2026, 11, 27, 0, 0, 0, 1000)
+    assert order(before, before, after, after) == []  # equal milliseconds are fine
+    assert order(after, before) == [
+        "client1.log:2: completed at 23:59:59.999, before line 1 above it (00:00:00.001)"
+    ]
