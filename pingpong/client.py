@@ -15,6 +15,8 @@ A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`:
   timeouts at their deadlines (their answers can no longer come).
 * Graceful stop: stop sending, wait for every request in flight to be answered or
   timed out, log it, then disconnect.
+* What the server's bad lines make it report goes through a
+  :class:`~pingpong.throttle.Throttle`: never more on stderr than the server sent.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .protocol import (
     parse_response,
 )
 from .settings import ClientSettings
+from .throttle import Throttle
 
 __all__ = ["Client", "run_client"]
 
@@ -70,6 +73,7 @@ class Client:
         self.log = log
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.err = err if err is not None else sys.stderr
+        self._reports = Throttle(self._write_err, prefix="client: ")
         self.sent = 0  # requests sent so far; the next request's number
         self._pending: dict[int, _Pending] = {}
         self._idle = asyncio.Event()  # set: nothing in flight
@@ -79,7 +83,10 @@ class Client:
         self._stopping = False  # once set, a lost connection is not made again
 
     def _warn(self, message: str) -> None:
-        self.err.write(f"client: {message}\n")
+        self._write_err(f"client: {message}\n")
+
+    def _write_err(self, line: str) -> None:
+        self.err.write(line)
         self.err.flush()
 
     async def run(self, stop: Stop) -> None:
@@ -104,6 +111,7 @@ class Client:
             connection.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connection
+            self._reports.close()
             self._warn(f"stopped after {self.sent} requests")
 
     # -- sending ---------------------------------------------------------------------
@@ -181,6 +189,7 @@ class Client:
             if not data:
                 return "closed by the server"
             received = datetime.now()
+            self._reports.received(len(data))
             too_long: LineTooLong | None = None
             try:
                 lines = splitter.feed(data)
@@ -190,7 +199,7 @@ class Client:
                 try:
                     response = parse_response(line)
                 except ProtocolError as exc:
-                    self._warn(f"{exc}; skipped")
+                    self._reports.report(f"{exc}; skipped")
                     continue
                 self._on_response(response, received)
             if too_long is not None:

@@ -23,13 +23,16 @@ adds is timing and concurrency:
   :data:`MAX_WRITE_BUFFER`.
 * Bad input (SPEC §6): a malformed line is reported on stderr and skipped; a line
   over 1 KiB ends that connection; a client leaving with answers pending costs
-  nothing but a line on stderr.
+  nothing but a line on stderr. What clients make the server report, and failed
+  accepts, go through a :class:`~pingpong.throttle.Throttle`: never more bytes on
+  stderr than clients sent, whatever they send.
 * Graceful stop: stop accepting, stop reading, let pending answers go out, close.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import random
 import sys
@@ -53,6 +56,7 @@ from .protocol import (
     parse_request,
 )
 from .settings import ServerSettings
+from .throttle import Throttle
 
 __all__ = ["KEEPALIVE_BATCH", "MAX_IN_FLIGHT", "MAX_WRITE_BUFFER", "Server", "serve"]
 
@@ -100,6 +104,8 @@ class Server:
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
+        #: Reports about clients: paid for by the bytes they send (see pingpong.throttle).
+        self.reports = Throttle(self._write_err, prefix="server: ")
         self.address: tuple[str, int] | None = None
         self._connections: dict[int, _Connection] = {}
         self._clients = 0  # client numbers handed out so far
@@ -123,7 +129,10 @@ class Server:
         self.out.flush()
 
     def _warn(self, message: str) -> None:
-        self.err.write(f"server: {message}\n")
+        self._write_err(f"server: {message}\n")
+
+    def _write_err(self, line: str) -> None:
+        self.err.write(line)
         self.err.flush()
 
     # -- life cycle ---------------------------------------------------------------
@@ -163,6 +172,7 @@ class Server:
                 self._close(conn, "stopped by force")
         await self._server.wait_closed()
         self._flush()
+        self.reports.close()
         self._warn(f"stopped after {self._responses} responses to {self._clients} clients")
         self._warn(f"answer lateness {self.answer_lateness.describe()}")
         self._warn(f"keepalive lateness {self.keepalive_lateness.describe()}")
@@ -202,9 +212,10 @@ class Server:
             data = await reader.read(_READ_SIZE)
             if not data:
                 if splitter.pending:
-                    self._warn(f"client {conn.number}: unfinished line at close dropped")
+                    self.reports.report(f"client {conn.number}: unfinished line at close dropped")
                 return "disconnected"
             received = datetime.now()
+            self.reports.received(len(data))
             too_long: LineTooLong | None = None
             try:
                 lines = splitter.feed(data)
@@ -215,7 +226,7 @@ class Server:
                     await conn.room.wait()
                 self._on_line(conn, line, received)
             if too_long is not None:
-                self._warn(f"client {conn.number}: {too_long}; closing the connection")
+                self.reports.report(f"client {conn.number}: {too_long}; closing the connection")
                 await conn.idle.wait()  # the requests before it still get their answers
                 return "line too long"
             await conn.writer.drain()
@@ -224,7 +235,7 @@ class Server:
         try:
             request = parse_request(line)
         except ProtocolError as exc:
-            self._warn(f"client {conn.number}: {exc}; not answered")
+            self.reports.report(f"client {conn.number}: {exc}; not answered")
             return
         if self.rng.random() < self.settings.ignore:
             self._log(Ignored(received, request))
@@ -305,7 +316,7 @@ class Server:
             return
         self._write_out(conn)  # what was already answered goes out before the close
         if conn.timers:
-            self._warn(f"client {conn.number}: {len(conn.timers)} pending answers dropped")
+            self.reports.report(f"client {conn.number}: {len(conn.timers)} pending answers dropped")
             for timer in conn.timers.values():
                 timer.cancel()
             conn.timers.clear()
@@ -316,7 +327,7 @@ class Server:
             conn.task.cancel()
         self._say(format_diagnostic(ClientDisconnected(conn.number)))
         if reason != "disconnected":
-            self._warn(f"client {conn.number}: closed ({reason})")
+            self.reports.report(f"client {conn.number}: closed ({reason})")
 
     # -- keepalive ------------------------------------------------------------------
 
@@ -357,6 +368,28 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 1000)
 
 
+#: Accept errors that mean "out of descriptors or memory": the load, not a bug.
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def _report_accept_errors(server: Server) -> None:
+    """Failed accepts go to the server's throttled reports, one line each, no traceback.
+
+    Out of descriptors, asyncio reports a failed accept up to the listen backlog times
+    per loop iteration, with a traceback each: megabytes a second on stderr.
+    """
+    loop = asyncio.get_running_loop()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRORS:
+            server.reports.report(f"cannot accept a connection: {exc}")
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
+
+
 async def serve(settings: ServerSettings) -> int:
     """Run a server until its duration ends or it is told to stop; the exit status."""
     _tune_gc()
@@ -365,6 +398,7 @@ async def serve(settings: ServerSettings) -> int:
     try:
         with LogWriter(settings.log_file) as log:
             server = Server(settings, log)
+            _report_accept_errors(server)
             try:
                 await server.start()
             except OSError as exc:

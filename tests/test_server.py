@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,11 @@ from pingpong.logformat import Answered, Ignored, Unpaired, parse_server_line
 from pingpong.protocol import Keepalive, Pong, parse_response
 
 from .conftest import child_env, pingpong_argv, run, serving
+
+try:
+    import resource
+except ImportError:  # not POSIX
+    resource = None  # type: ignore[assignment]
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -337,3 +344,78 @@ def test_request_numbers_have_at_most_18_digits(tmp_path: Path) -> None:
             await close(writer)
 
     run(scenario())
+
+
+@contextlib.contextmanager
+def server_process(
+    tmp_path: Path, preexec_fn: Callable[[], None] | None = None
+) -> Iterator[tuple[int, Path]]:
+    """A server process (a plain responder); its port and its stderr file, whole once it ends."""
+    err_path = tmp_path / "server.err"
+    with open(err_path, "wb") as err:
+        process = subprocess.Popen(
+            pingpong_argv("server", "--port", "0", "--log-file", str(tmp_path / "server.log"),
+                          "--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600"),
+            stdout=subprocess.PIPE, stderr=err, env=child_env(), text=True,
+            preexec_fn=preexec_fn,
+        )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        yield int(process.stdout.readline().rsplit(":", 1)[1]), err_path
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)
+    assert process.returncode == 0, err_path.read_text()
+
+
+def test_a_flood_of_bad_lines_costs_stderr_no_more_than_it_brought(
+    tmp_path: Path, no_stray_processes: None
+) -> None:
+    flood = b"\n" * 2_000_000 + b"[x] PING\n" * 100_000 + b"\xff\x00" * 500 + b"\n"
+    with server_process(tmp_path) as (port, err_path):
+
+        async def scenario() -> None:
+            reader, writer = await connect(port)
+            try:
+                writer.write(flood + b"[0] PING\n")
+                assert await reader.readline() == b"[0/0] PONG (1)\n"  # the connection stays
+            finally:
+                await close(writer)
+
+        run(scenario())
+    err = err_path.read_text()
+    # Never more than it received (it was 35 bytes per newline), and a fraction of it.
+    assert len(err.encode()) <= len(flood) // 10, len(err)
+    assert "server: client 1: empty line; not answered\n" in err
+    assert "more like this not shown; the last: client 1: not ASCII" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(resource is None, reason="needs POSIX resource limits")
+def test_accept_errors_out_of_descriptors_are_throttled(
+    tmp_path: Path, no_stray_processes: None
+) -> None:
+    assert resource is not None
+
+    def few_descriptors() -> None:
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
+
+    with server_process(tmp_path, few_descriptors) as (port, err_path):
+        sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(120)]
+        try:
+            deadline = time.monotonic() + 20
+            while "Too many open files" not in err_path.read_text():
+                assert time.monotonic() < deadline, err_path.read_text()
+                time.sleep(0.05)
+            # Requests still get answers on the connections it could take.
+            sockets[0].sendall(b"[0] PING\n")
+            assert sockets[0].recv(100).endswith(b" PONG (1)\n")
+        finally:
+            for sock in sockets:
+                sock.close()
+    err = err_path.read_text()
+    assert len(err.encode()) <= 8192, len(err)  # the allowance and a few lines
+    assert "server: cannot accept a connection: [Errno 24] Too many open files\n" in err
+    assert "more like this not shown; the last: cannot accept a connection" in err
+    assert "Traceback" not in err
