@@ -30,7 +30,7 @@ from pingpong.states import ACTIVE_STATES
 
 from . import models
 from .history import list_runs, log_path, read_run
-from .hub import Hub
+from .hub import Hub, KeepTransport
 from .live import time_zone
 from .metrics import Metrics
 from .security import LocalOnly
@@ -129,6 +129,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
+    app.add_middleware(KeepTransport)  # outside Starlette's wrapping of send (app.hub)
     app.mount("/static", StaticFiles(directory=static), name="static")
 
     @app.get("/favicon.ico", include_in_schema=False)

@@ -17,6 +17,8 @@ A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`:
   timed out, log it, then disconnect.
 * A log that cannot be written (a full disk …) is fatal, not a lost connection: the
   client stops at once and exits with status 1 after one line on stderr.
+* What the server's bad lines make it report goes through a
+  :class:`~pingpong.throttle.Throttle`: never more on stderr than the server sent.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from .protocol import (
     parse_response,
 )
 from .settings import ClientSettings
+from .throttle import Throttle
 
 __all__ = ["Client", "run_client"]
 
@@ -72,6 +75,7 @@ class Client:
         self.log = log
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.err = err if err is not None else sys.stderr
+        self._reports = Throttle(self._write_err, prefix="client: ")
         self.sent = 0  # requests sent so far; the next request's number
         self._pending: dict[int, _Pending] = {}
         self._idle = asyncio.Event()  # set: nothing in flight
@@ -84,9 +88,12 @@ class Client:
         self._failed = asyncio.Event()
 
     def _warn(self, message: str) -> None:
+        self._write_err(f"client: {message}\n")
+
+    def _write_err(self, line: str) -> None:
         # stderr may be on the disk that is full: a warning lost must not stop the client
         with contextlib.suppress(OSError):
-            self.err.write(f"client: {message}\n")
+            self.err.write(line)
             self.err.flush()
 
     async def run(self, stop: Stop) -> None:
@@ -112,6 +119,7 @@ class Client:
             connection.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connection
+            self._reports.close()
             if self.failure is None:
                 self._warn(f"stopped after {self.sent} requests")
             else:  # the outcomes of the requests in flight can no longer be logged
@@ -215,6 +223,7 @@ class Client:
             if not data:
                 return "closed by the server"
             received = datetime.now()
+            self._reports.received(len(data))
             too_long: LineTooLong | None = None
             try:
                 lines = splitter.feed(data)
@@ -224,7 +233,7 @@ class Client:
                 try:
                     response = parse_response(line)
                 except ProtocolError as exc:
-                    self._warn(f"{exc}; skipped")
+                    self._reports.report(f"{exc}; skipped")
                     continue
                 self._on_response(response, received)
             if too_long is not None:

@@ -8,15 +8,19 @@ Every message is one ASCII line ended by a single ``\\n`` (SPEC §2)::
 
 Rules this module enforces, in both directions:
 
-* Numbers are decimal, unsigned, with no leading zeros (``0`` itself is fine).
-  ``[01] PING`` and ``[+1] PING`` are malformed, not equal to ``[1] PING``.
+* Numbers are decimal, unsigned, with no leading zeros (``0`` itself is fine), and
+  at most :data:`MAX_DIGITS` (18) digits, so every one fits a signed 64-bit integer.
+  ``[01] PING``, ``[+1] PING`` and a request number of 19 digits are malformed.
 * We are strict in what we send (``encode`` writes exactly the forms above) and
   tolerant in what we accept: one trailing ``\\r`` before the ``\\n`` is dropped.
 * Anything else — other words, extra spaces, non-ASCII bytes, an empty line — is a
   :class:`ProtocolError`, the only exception the parsers raise, whatever the input.
-* A line longer than :data:`MAX_LINE` bytes (terminator excluded) can never be valid;
-  :class:`LineSplitter` refuses it with :class:`LineTooLong` as soon as it is seen,
-  so a peer cannot make us buffer without bound.
+* A line's length is the number of bytes before its ``\n`` (a tolerated ``\r``
+  counts). Up to :data:`MAX_LINE` (1024) is a line, valid or not; a longer one
+  ends the connection: :class:`LineSplitter` refuses it with :class:`LineTooLong`
+  as soon as its 1025th byte arrives, so a peer cannot make us buffer without bound.
+  With the digit cap, the longest message anyone sends, ``[S/R] PONG (C)`` with
+  three 18-digit numbers, is 65 bytes: nothing we send is ever near the limit.
 
 The messages are small frozen dataclasses; nothing here reads a clock, draws a
 random number or touches a socket. The server and the client feed bytes in and
@@ -29,6 +33,7 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "MAX_DIGITS",
     "MAX_LINE",
     "Keepalive",
     "LineSplitter",
@@ -42,8 +47,10 @@ __all__ = [
     "parse_response",
 ]
 
-#: Longest acceptable line in bytes, not counting the ``\n`` (SPEC §6: 1 KiB).
+#: Longest line in bytes, counting everything before its ``\n`` (a ``\r`` too): 1 KiB.
 MAX_LINE = 1024
+#: Most digits a number may have: 18 fit a signed 64-bit integer.
+MAX_DIGITS = 18
 
 
 class ProtocolError(ValueError):
@@ -97,11 +104,11 @@ class Keepalive:
 #: Anything the server sends.
 Response = Pong | Keepalive
 
-_NUMBER = r"(0|[1-9][0-9]*)"
+_NUMBER = rf"(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})"
 _PING = re.compile(rf"\[{_NUMBER}\] PING")
 # The hot path of the server: a well-formed request as bytes, matched without decoding.
 # A bytes pattern's [0-9] matches ASCII digits only, so this accepts nothing _PING refuses.
-_PING_BYTES = re.compile(rb"\[(0|[1-9][0-9]*)\] PING\r?\n?")
+_PING_BYTES = re.compile(rf"\[{_NUMBER}\] PING\r?\n?".encode("ascii"))
 _PONG = re.compile(rf"\[{_NUMBER}/{_NUMBER}\] PONG \({_NUMBER}\)")
 _KEEPALIVE = re.compile(rf"\[{_NUMBER}\] keepalive")
 
@@ -114,8 +121,6 @@ def encode(message: Ping | Pong | Keepalive) -> bytes:
 def _text(line: bytes | str) -> str:
     """Validate the common rules (ASCII, length, optional ``\\r``) and return the text."""
     if isinstance(line, bytes):
-        if len(line) > MAX_LINE + 1:
-            raise ProtocolError(f"line longer than {MAX_LINE} bytes")
         try:
             text = line.decode("ascii")
         except UnicodeDecodeError:
@@ -126,6 +131,8 @@ def _text(line: bytes | str) -> str:
             raise ProtocolError(f"not ASCII: {text[:40]!r}")
     if text.endswith("\n"):
         text = text[:-1]
+    if len(text) > MAX_LINE:  # ASCII: characters are bytes
+        raise ProtocolError(f"line longer than {MAX_LINE} bytes")
     if text.endswith("\r"):
         text = text[:-1]
     if not text:
@@ -135,7 +142,7 @@ def _text(line: bytes | str) -> str:
 
 def parse_request(line: bytes | str) -> Ping:
     """Parse one client → server line (with or without its ``\\n``)."""
-    if isinstance(line, bytes) and len(line) <= MAX_LINE + 2:
+    if isinstance(line, bytes):
         fast = _PING_BYTES.fullmatch(line)
         if fast is not None:
             return Ping(int(fast[1]))
@@ -178,9 +185,9 @@ class LineSplitter:
         lines = buffer.split(b"\n")
         self._buffer = lines.pop()
         for index, line in enumerate(lines):
-            if len(line) > MAX_LINE + 1:  # + 1: a tolerated trailing "\r"
+            if len(line) > MAX_LINE:
                 raise LineTooLong(lines[:index])
-        if len(self._buffer) > MAX_LINE + 1:
+        if len(self._buffer) > MAX_LINE:
             raise LineTooLong(lines)
         return lines
 

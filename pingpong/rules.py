@@ -28,6 +28,10 @@ keepalive cadence    each keepalive round starts on a fixed grid of ``keepalive_
                      per client at most
 client numbers       no client number in two logs; ``clientK.log`` starts as
                      client K (runs started by ``pingpong run``)
+line order           a client writes each line as its event completes, so in a
+                     client log the completion times (answer, timeout, arrival of
+                     a keepalive or late PONG) never go back; equal milliseconds
+                     are fine (``server.log``'s order is the response numbers')
 ===================  ==========================================================
 
 A simulated run's ``run.json`` lists each client's **outages** (its connection cut,
@@ -49,7 +53,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .logformat import Answered, Ignored, TimedOut, Unpaired
+from .logformat import Answered, Ignored, TimedOut, Unpaired, format_time
 from .protocol import Keepalive, Pong
 from .runfolder import SERVER_LOG, client_log_name
 from .runlogs import RunLogs
@@ -147,6 +151,7 @@ class Rules:
             self.ignored_share(),
             self.keepalive_cadence(),
             self.client_numbers(),
+            self.line_order(),
         ]
 
     def format(self) -> Rule:
@@ -466,5 +471,19 @@ class Rules:
                 if client != log_number:
                     rule.findings.append(
                         f"{client_log_name(log_number)} starts as client {client}, not {log_number}"
+                    )
+        return rule
+
+    def line_order(self) -> Rule:
+        rule = Rule("line order")
+        for log_number, lines in self.logs.clients.items():
+            for above, line in itertools.pairwise(lines):
+                rule.checked += 1
+                # Whole dates and times: a log running past midnight compares right.
+                if line.record.response_time < above.record.response_time:
+                    rule.findings.append(
+                        f"client{log_number}.log:{line.number}: completed at "
+                        f"{format_time(line.record.response_time)}, before line {above.number} "
+                        f"above it ({format_time(above.record.response_time)})"
                     )
         return rule

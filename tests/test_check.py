@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from pingpong.logformat import (
     TimedOut,
     Unpaired,
     format_record,
+    format_time,
     parse_client_line,
     parse_server_line,
 )
@@ -378,3 +379,52 @@ def test_keepalive_round_off_its_grid(copy: Path) -> None:
     # 200 ms plus the round's own lateness, which the slack allowed.
     where = f"server.log:{last_round[0] + 1}: keepalive round "
     assert any(f.startswith(where) and "ms off the 0.5 s grid" in f for f in findings), findings
+
+
+def completion_times(path: Path) -> list[datetime]:
+    """When each line's event completed (answer, timeout or arrival), from the parsed log."""
+    return [parse_client_line(line).response_time for line in lines(path)]
+
+
+def swap_lines(path: Path, i: int, j: int) -> None:
+    def swap(ls: list[str]) -> list[str]:
+        ls[i], ls[j] = ls[j], ls[i]
+        return ls
+
+    rewrite(path, swap)
+
+
+def test_client_lines_swapped(copy: Path) -> None:
+    path = copy / "client1.log"
+    times = completion_times(path)
+    # Lines 3 and 4, or the first pair after them that completed in different milliseconds.
+    i = next(k for k in range(2, len(times) - 1) if times[k] != times[k + 1])
+    swap_lines(path, i, i + 1)
+    (finding,) = failed_rules(copy)["line order"]
+    assert finding.startswith(f"client1.log:{i + 2}: completed at ")
+    assert finding.endswith(f"before line {i + 1} above it ({format_time(times[i + 1])})")
+
+
+def test_keepalive_swapped_with_its_neighbour(copy: Path) -> None:
+    path = copy / "client2.log"
+    times = completion_times(path)
+    i = next(
+        k
+        for k, line in enumerate(lines(path))
+        if "keepalive" in line and k + 1 < len(times) and times[k] != times[k + 1]
+    )
+    swap_lines(path, i, i + 1)
+    assert [f.split(":")[:2] for f in failed_rules(copy)["line order"]] == [
+        ["client2.log", str(i + 2)]
+    ]
+
+
+def test_first_and_last_client_lines_swapped(copy: Path) -> None:
+    path = copy / "client3.log"
+    count = len(lines(path))
+    swap_lines(path, 0, count - 1)
+    findings = failed_rules(copy)["line order"]
+    assert [f.split(":")[:2] for f in findings] == [
+        ["client3.log", "2"],
+        ["client3.log", str(count)],
+    ]

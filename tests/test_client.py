@@ -342,3 +342,30 @@ def test_graceful_stop_logs_every_outcome(tmp_path: Path) -> None:
                 assert record.response_time - record.request_time >= timedelta(milliseconds=399)
 
     run(scenario())
+
+
+def test_a_flood_of_bad_lines_costs_stderr_no_more_than_it_brought(tmp_path: Path) -> None:
+    flood = b"\n" * 1_000_000 + b"garbage\n" * 10_000
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(flood)
+        writer.write(b"[0] keepalive\n")
+        while await reader.readline():
+            pass
+        writer.close()
+
+    async def scenario() -> None:
+        fake = await start_fake(script)
+        records, err, _sent = await run_client(
+            tmp_path, port_of(fake), 1.5, interval_ms=(10_000, 10_000)
+        )
+        await stop_fake(fake)
+        assert ("Unpaired", Keepalive(0)) in [
+            (type(r).__name__, getattr(r, "response", None)) for r in records
+        ]
+        # Never more than it received (it was 28 bytes per newline), and a fraction of it.
+        assert len(err.encode()) <= len(flood) // 10
+        assert "client: empty line; skipped" in err
+        assert "more like this not shown; the last: not a response: 'garbage'; skipped" in err
+
+    run(scenario())

@@ -8,7 +8,7 @@ import json
 from typing import Any, cast
 
 import pytest
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from app import hub as hub_module
 from app.hub import MAX_RATE, Hub
@@ -21,6 +21,7 @@ class FakeSocket:
 
     def __init__(self, stuck: bool = False) -> None:
         self.stuck = stuck
+        self.scope: dict[str, Any] = {}  # no transport: the hub falls back to a close
         self.sent: list[tuple[float, dict[str, Any]]] = []
         self.closed: int | None = None
         self._gone = asyncio.Event()
@@ -33,9 +34,9 @@ class FakeSocket:
             await asyncio.Event().wait()
         self.sent.append((asyncio.get_running_loop().time(), json.loads(text)))
 
-    async def receive_text(self) -> str:
+    async def receive(self) -> dict[str, Any]:
         await self._gone.wait()
-        raise WebSocketDisconnect(1000)
+        return {"type": "websocket.disconnect", "code": 1000}
 
     async def close(self, code: int = 1000) -> None:
         self.closed = code

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pingpong.protocol import (
+    MAX_DIGITS,
     MAX_LINE,
     Keepalive,
     LineSplitter,
@@ -21,7 +22,7 @@ from pingpong.protocol import (
     parse_response,
 )
 
-numbers = st.integers(min_value=0, max_value=10**30)
+numbers = st.integers(min_value=0, max_value=10**MAX_DIGITS - 1)
 
 
 def test_exact_bytes() -> None:
@@ -37,6 +38,7 @@ def test_exact_bytes() -> None:
         (b"[4] PING\n", Ping(4)),
         (b"[4] PING\r\n", Ping(4)),
         (b"[123456789] PING", Ping(123456789)),
+        (b"[999999999999999999] PING", Ping(10**18 - 1)),  # 18 digits: the most
         ("[7] PING", Ping(7)),
     ],
 )
@@ -69,6 +71,8 @@ def test_requests_accepted(line: bytes | str, message: Ping) -> None:
         b"[1] PING\x00",
         b"[1] PING\n[2] PING",
         b"A" * 2000,
+        b"[1000000000000000000] PING",  # 19 digits
+        b"[" + b"1" * 1017 + b"] PING",  # 1024 bytes, whose PONG would be over the limit
     ],
 )
 def test_requests_refused(line: bytes) -> None:
@@ -91,8 +95,9 @@ def test_responses_accepted(line: bytes, message: Pong | Keepalive) -> None:
 
 @pytest.mark.parametrize(
     "line",
-    [b"[1] PING", b"[1/2] PONG(3)", b"[1/02] PONG (3)", b"[1] KEEPALIVE", b"[1/2] PONG (3) ", b""],
-)
+    [b"[1] PING", b"[1/2] PONG(3)", b"[1/02] PONG (3)", b"[1] KEEPALIVE", b"[1/2] PONG (3) ", b"",
+     b"[1/1000000000000000000] PONG (3)", b"[1000000000000000000] keepalive"],
+)  # fmt: skip
 def test_responses_refused(line: bytes) -> None:
     with pytest.raises(ProtocolError):
         parse_response(line)
@@ -149,18 +154,29 @@ def test_splitter_any_chunking(lines: list[bytes], data: st.DataObject) -> None:
 
 def test_splitter_refuses_overlong_line_without_newline() -> None:
     splitter = LineSplitter()
-    splitter.feed(b"x" * MAX_LINE)
+    assert splitter.feed(b"x" * MAX_LINE) == []  # may still end here
     with pytest.raises(LineTooLong):
-        splitter.feed(b"yy")
+        splitter.feed(b"y")  # the 1025th byte before any newline
 
 
-def test_splitter_refuses_overlong_complete_line() -> None:
-    with pytest.raises(LineTooLong):
-        LineSplitter().feed(b"x" * (MAX_LINE + 2) + b"\n")
+@pytest.mark.parametrize("length", [1023, 1024, 1025, 1026])
+def test_one_limit_for_splitter_and_parser(length: int) -> None:
+    """A line is the bytes before its newline, a carriage return included: 1024 at most."""
+    for line in (b"x" * length, b"x" * (length - 1) + b"\r"):
+        if length <= MAX_LINE:
+            assert LineSplitter().feed(line + b"\n") == [line]
+            with pytest.raises(ProtocolError, match="not a request"):
+                parse_request(line)
+        else:
+            with pytest.raises(LineTooLong):
+                LineSplitter().feed(line + b"\n")
+            with pytest.raises(ProtocolError, match="longer than 1024 bytes"):
+                parse_request(line)
 
 
-def test_splitter_accepts_line_at_the_limit() -> None:
-    assert LineSplitter().feed(b"x" * MAX_LINE + b"\r\n") == [b"x" * MAX_LINE + b"\r"]
+def test_the_longest_message_is_far_within_the_limit() -> None:
+    biggest = 10**MAX_DIGITS - 1
+    assert len(encode(Pong(biggest, biggest, biggest))) == 66
 
 
 def test_splitter_hands_over_the_lines_before_an_overlong_one() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pingpong.logformat import Answered, Ignored, ServerRecord, Unpaired
+from pingpong.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
 from pingpong.protocol import Keepalive, Ping, Pong
 from pingpong.rules import Rules
 from pingpong.runlogs import Line, RunLogs
@@ -74,3 +74,20 @@ def test_keepalive_grid_from_its_earliest_round() -> None:
     assert cadence([48, 1, 2, 0, 3]) == ["server.log:1: keepalive round +48 ms off the 1 s grid"]
     assert cadence([15, 2, 9, 0]) == []
     assert cadence([0, 2, 250, 1]) == ["server.log:3: keepalive round +250 ms off the 1 s grid"]
+
+
+def order(*times: datetime) -> list[str]:
+    lines: list[Line[ClientRecord]] = [
+        Line("client1.log", n, Unpaired(at, Keepalive(n))) for n, at in enumerate(times, start=1)
+    ]
+    logs = RunLogs(Path("run"), None, {}, clients={1: lines})
+    return Rules(logs, RunSettings(), slack_ms=20).line_order().findings
+
+
+def test_client_lines_in_completion_order_across_midnight() -> None:
+    before = datetime(2026, 11, 26, 23, 59, 59, 999000)
+    after = datetime(2026, 11, 27, 0, 0, 0, 1000)
+    assert order(before, before, after, after) == []  # equal milliseconds are fine
+    assert order(after, before) == [
+        "client1.log:2: completed at 23:59:59.999, before line 1 above it (00:00:00.001)"
+    ]
