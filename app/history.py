@@ -1,6 +1,6 @@
 """Runs on disk: the runs folder shared with the CLI, run ids, and the log files they hold.
 
-Only names a run folder recognises (:mod:`pingpong.runfolder`) are ever turned into
+Only names a run folder recognises (:mod:`pingpong.core.runfolder`) are ever turned into
 paths: a run id must look like a run folder (``YYYY-MM-DD_HH-MM-SS`` with an optional
 ``-K``) and a log name like one a run writes (``server.log``, ``client3.log``,
 ``server.err`` …). Anything else — ``..``, slashes, ``run.json`` — is simply not found.
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pingpong.runfolder import RunFolder, is_run_id, run_id_sort_key
+from pingpong.core.runfolder import RunFolder, is_run_id, run_id_sort_key
 
 __all__ = ["list_runs", "log_path", "read_run"]
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pingpong.check import DEFAULT_SLACK_MS
-from pingpong.logformat import (
+from pingpong.checking.check import DEFAULT_SLACK_MS
+from pingpong.core.logformat import (
     Answered,
     ClientRecord,
     Ignored,
@@ -30,9 +30,9 @@ from pingpong.logformat import (
     Unpaired,
     format_time,
 )
-from pingpong.protocol import Keepalive
-from pingpong.settings import RunSettings
-from pingpong.states import StrEnum
+from pingpong.core.protocol import Keepalive
+from pingpong.core.settings import RunSettings
+from pingpong.core.states import StrEnum
 
 __all__ = [
     "EXCHANGES",
@@ -94,7 +94,7 @@ class RoundTrips:
             index += index & -index
 
     def percentile(self, q: float) -> float:
-        """Nearest rank, as :func:`pingpong.stats.percentile`: the ⌈q·n⌉-th smallest value."""
+        """Nearest rank, as :func:`pingpong.checking.stats.percentile`: the ⌈q·n⌉-th smallest."""
         rank = max(1, math.ceil(q * self.count))
         position, step = 0, 1 << self.size.bit_length()
         while step:

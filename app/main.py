@@ -25,8 +25,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from pingpong import __version__
-from pingpong.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
-from pingpong.states import ACTIVE_STATES
+from pingpong.core.settings import DEFAULTS, REMOTE_BIND_ENV, RUN, RunSettings, SettingsErrors
+from pingpong.core.states import ACTIVE_STATES
 
 from . import models
 from .history import list_runs, log_path, read_run
@@ -41,7 +41,7 @@ __all__ = ["RUNS_DIR_ENV", "app", "create_app"]
 RUNS_DIR_ENV = "PINGPONG_RUNS_DIR"
 #: Largest body of ``POST /api/start``; settings take a few hundred bytes.
 MAX_BODY_BYTES = 64 * 1024
-#: The run's settings as the page builds its form from them (pingpong.settings).
+#: The run's settings as the page builds its form from them (pingpong.core.settings).
 SCHEMA = RUN.to_json()
 SWAGGER_UI = "vendor/swagger-ui-dist-5.35.0"  # in static/, with its licence
 logger = logging.getLogger("app")

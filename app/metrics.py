@@ -42,8 +42,8 @@ from prometheus_client.metrics_core import (
     StateSetMetricFamily,
 )
 
-from pingpong.logformat import Ignored, Record
-from pingpong.states import RunState
+from pingpong.core.logformat import Ignored, Record
+from pingpong.core.states import RunState
 
 if TYPE_CHECKING:
     from .hub import Hub

@@ -6,7 +6,7 @@ messages, shared with the command line), and the models feed ``/openapi.json`` a
 the WebSocket's JSON Schema (:data:`WS_SCHEMA_PATH`). The tests validate real
 responses and messages against them, so a field cannot change without its model.
 
-:class:`RunSettings` is made from ``pingpong.settings.RUN``, the one description of a
+:class:`RunSettings` is made from ``pingpong.core.settings.RUN``, the one description of a
 run's settings that the command line, the API's validation and the page's form use too.
 """
 
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from pingpong import settings as _settings
-from pingpong import states as _states
-from pingpong.settings import Setting
+from pingpong.core import settings as _settings
+from pingpong.core import states as _states
+from pingpong.core.settings import Setting
 
 from .live import Outcome as _Outcome
 
@@ -139,7 +139,7 @@ def _settings_model() -> type[BaseModel]:
     )
 
 
-#: The body of ``POST /api/start``, made from ``pingpong.settings.RUN``: its fields in its
+#: The body of ``POST /api/start``, made from ``pingpong.core.settings.RUN``: its fields in its
 #: order, with their defaults, bounds, units and words.
 RunSettings: type[BaseModel] = _settings_model()
 
@@ -211,7 +211,7 @@ class ValidationErrors(_Model):
 
 # -- runs ---------------------------------------------------------------------------
 
-# The words come from their enums (pingpong.states, app.live); as Literals, the schema
+# The words come from their enums (pingpong.core.states, app.live); as Literals, the schema
 # lists them in place. For mypy they are strings.
 if TYPE_CHECKING:
     AppState = str
@@ -427,7 +427,7 @@ class TimeZone(_Model):
 
 
 class SettingDescription(_Model):
-    """One setting as pingpong.settings describes it; the page builds its form from these."""
+    """One setting as pingpong.core.settings describes it; the page builds its form from these."""
 
     name: str
     type: Literal["integer", "number", "range", "string"]

@@ -1,6 +1,6 @@
 """Run control for the dashboard: one active run at a time, started and stopped on request.
 
-The run itself is :class:`pingpong.runner.Run` — the same code as ``pingpong run``:
+The run itself is :class:`pingpong.running.runner.Run` — the same code as ``pingpong run``:
 processes, their order, the graceful stop (clients first), the checker, ``run.json``.
 The supervisor adds what a long-lived service needs around it: refusing a second
 run, polling the run's diagnostics and log files (:mod:`app.tail`) into its live
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pingpong.logformat import Record
-from pingpong.runner import Run, RunFailed, RunFolderError, new_run_folder
-from pingpong.settings import RunSettings
-from pingpong.states import RunState, StoppedBy
+from pingpong.core.logformat import Record
+from pingpong.core.settings import RunSettings
+from pingpong.core.states import RunState, StoppedBy
+from pingpong.running.runner import Run, RunFailed, RunFolderError, new_run_folder
 
 from .live import LiveState
 from .tail import RunTailer

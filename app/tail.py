@@ -15,9 +15,9 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from pingpong.follow import FileFollower
-from pingpong.logformat import LogFormatError, Record, parse_client_line, parse_server_line
-from pingpong.runfolder import SERVER_LOG, RunFolder, client_log_name
+from pingpong.core.logformat import LogFormatError, Record, parse_client_line, parse_server_line
+from pingpong.core.runfolder import SERVER_LOG, RunFolder, client_log_name
+from pingpong.running.follow import FileFollower
 
 from .live import LiveState
 

@@ -35,10 +35,10 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # this checkout's pingpong, installed or not
 
-from pingpong.bench import cpu_seconds, memory_mib  # noqa: E402
-from pingpong.process import child_environment  # noqa: E402
-from pingpong.runfolder import RunFolder  # noqa: E402
-from pingpong.stats import percentile  # noqa: E402
+from pingpong.benchmarking.bench import cpu_seconds, memory_mib  # noqa: E402
+from pingpong.checking.stats import percentile  # noqa: E402
+from pingpong.core.runfolder import RunFolder  # noqa: E402
+from pingpong.running.process import child_environment  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:

@@ -1,7 +1,7 @@
 """The command line: ``pingpong run``, ``server``, ``client``, ``check``, ``bench``, ``simulate``.
 
 The options of ``run``, ``server``, ``client`` and ``simulate`` are built from their schemas in
-:mod:`pingpong.settings` (names, defaults, help, validation), and the settings are
+:mod:`pingpong.core.settings` (names, defaults, help, validation), and the settings are
 checked before anything starts: each invalid option costs one line on stderr, naming
 the command and the option, and the exit status is 2.
 """
@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .settings import (
+from .core.settings import (
     ClientSettings,
     RunSettings,
     ServerSettings,
@@ -124,7 +124,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     check.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run's folder")
     _add_slack(check)
 
-    from .bench import add_arguments
+    from .benchmarking.bench import add_arguments
 
     bench = commands.add_parser("bench", help="measure throughput and timing at scale")
     add_arguments(bench)
@@ -206,23 +206,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                       file=sys.stderr)  # fmt: skip
             return 2
         if isinstance(settings, ServerSettings):
-            from .server import serve
+            from .net.server import serve
 
             return asyncio.run(serve(settings))
         if isinstance(settings, ClientSettings):
-            from .client import run_client
+            from .net.client import run_client
 
             return asyncio.run(run_client(settings))
         if isinstance(settings, SimulatedRunSettings):
             return _simulate(args, settings)
-        from .runner import run_cli
+        from .running.runner import run_cli
 
         return asyncio.run(run_cli(settings, Path(args.runs_dir), args.log_dir, args.slack_ms))
     if args.command == "bench":
-        from .bench import bench_cli
+        from .benchmarking.bench import bench_cli
 
         return bench_cli(args)
-    from .check import check_cli
+    from .checking.check import check_cli
 
     return check_cli(args.run_dir, args.slack_ms)
 
@@ -230,9 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _simulate(args: argparse.Namespace, settings: SimulatedRunSettings) -> int:
     import random
 
-    from .simfaults import parse_fault_counts, random_faults
-    from .simrun import DEFAULT_START, pick_seed, simulate_cli
-    from .simulate import Network
+    from .simulation.command import DEFAULT_START, pick_seed, simulate_cli
+    from .simulation.engine import Network
+    from .simulation.faults import parse_fault_counts, random_faults
 
     def error(option: str, message: str) -> int:
         print(f"pingpong simulate: error: argument {option}: {message}", file=sys.stderr)

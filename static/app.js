@@ -137,7 +137,7 @@
   };
 
   // ---- controls: the settings form, built and checked from the run's schema, start/stop
-  // The schema (pingpong/settings.py, in the snapshot) gives each field's type, bounds and
+  // The schema (pingpong/core/settings.py, in the snapshot) gives each field's type, bounds and
   // messages and the rules between fields: the page applies the same rules in the same words.
   const initialSnapshot = JSON.parse($("#snapshot").textContent);
   const SCHEMA = initialSnapshot.schema;

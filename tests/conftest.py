@@ -28,11 +28,11 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pingpong.check import check_run
-from pingpong.logfile import LogWriter
-from pingpong.process import child_environment
-from pingpong.server import Server
-from pingpong.settings import MsRange, ServerSettings
+from pingpong.checking.check import check_run
+from pingpong.core.settings import MsRange, ServerSettings
+from pingpong.net.logfile import LogWriter
+from pingpong.net.server import Server
+from pingpong.running.process import child_environment
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from app import models
 from app.main import create_app
-from pingpong.settings import DEFAULTS, MAX_SEED, MAX_TIMEOUT_MS, RunSettings, SettingsErrors
+from pingpong.core.settings import DEFAULTS, MAX_SEED, MAX_TIMEOUT_MS, RunSettings, SettingsErrors
 
 from .conftest import Dashboard
 from .test_browser import ARGS, CHROMIUM, Watch

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.check import check_run
-from pingpong.logformat import (
+from pingpong.checking.check import check_run
+from pingpong.core.logformat import (
     Answered,
     TimedOut,
     Unpaired,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pingpong.__main__ import _parser, _settings, main
-from pingpong.settings import MsRange, RunSettings
+from pingpong.core.settings import MsRange, RunSettings
 
 from .conftest import SLACK_MS, child_env, pingpong_argv
 

@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from pingpong.client import Client
-from pingpong.lifecycle import Stop, StopKind, StopReason
-from pingpong.logfile import LogWriter
-from pingpong.logformat import Answered, ClientRecord, TimedOut, parse_client_line
-from pingpong.protocol import Keepalive, Ping, Pong, parse_request
-from pingpong.settings import ClientSettings, MsRange
+from pingpong.core.logformat import Answered, ClientRecord, TimedOut, parse_client_line
+from pingpong.core.protocol import Keepalive, Ping, Pong, parse_request
+from pingpong.core.settings import ClientSettings, MsRange
+from pingpong.net.client import Client
+from pingpong.net.lifecycle import Stop, StopKind, StopReason
+from pingpong.net.logfile import LogWriter
 
 from .conftest import LATE_MS, WAIT_S, run, wait_until_async
 

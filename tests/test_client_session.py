@@ -7,11 +7,11 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from pingpong.client_session import ClientSession
-from pingpong.logformat import Answered, ClientRecord, TimedOut, Unpaired, parse_client_line
-from pingpong.protocol import Keepalive, Ping, Pong
-from pingpong.session import Calendar, Connect, Disconnect, Warn
-from pingpong.settings import ClientSettings, MsRange
+from pingpong.core.client_session import ClientSession
+from pingpong.core.logformat import Answered, ClientRecord, TimedOut, Unpaired, parse_client_line
+from pingpong.core.protocol import Keepalive, Ping, Pong
+from pingpong.core.session import Calendar, Connect, Disconnect, Warn
+from pingpong.core.settings import ClientSettings, MsRange
 
 from .conftest import run
 from .test_client import port_of, run_client, start_fake, stop_fake

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pingpong.diagnostics import (
+from pingpong.core.diagnostics import (
     ClientConnected,
     ClientDisconnected,
     Diagnostic,

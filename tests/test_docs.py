@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.logformat import LogFormatError, parse_client_line, parse_server_line
-from pingpong.protocol import parse_request, parse_response
+from pingpong.core.logformat import LogFormatError, parse_client_line, parse_server_line
+from pingpong.core.protocol import parse_request, parse_response
 
 from .conftest import ROOT
 

@@ -25,12 +25,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
-from pingpong.client import Client
-from pingpong.lifecycle import SUPERVISED_ENV, Stop, StopKind, StopReason
-from pingpong.logfile import LogWriter
-from pingpong.runner import write_json
-from pingpong.server import Server
-from pingpong.settings import ClientSettings, MsRange, ServerSettings
+from pingpong.core.settings import ClientSettings, MsRange, ServerSettings
+from pingpong.net.client import Client
+from pingpong.net.lifecycle import SUPERVISED_ENV, Stop, StopKind, StopReason
+from pingpong.net.logfile import LogWriter
+from pingpong.net.server import Server
+from pingpong.running.runner import write_json
 
 from .conftest import child_env, fill_disk, pingpong_argv, run, small_disk
 from .test_client import Handler, answer_all, port_of, start_fake, stop_fake

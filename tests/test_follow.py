@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pingpong.follow import FileFollower
+from pingpong.running.follow import FileFollower
 
 
 def test_file_created_late_and_written_in_odd_chunks(tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pingpong.lateness import Lateness
+from pingpong.core.lateness import Lateness
 
 
 def test_percentiles_and_max() -> None:

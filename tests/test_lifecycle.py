@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from pingpong.lifecycle import Stop, StopKind, StopReason
+from pingpong.net.lifecycle import Stop, StopKind, StopReason
 
 from .conftest import run
 

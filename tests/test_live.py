@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.live import EXCHANGES, PENDING, POINTS, LiveState, RoundTrips, time_zone
-from pingpong.logformat import parse_client_line, parse_server_line
-from pingpong.settings import MsRange, RunSettings
-from pingpong.stats import percentile, summarize
+from pingpong.checking.stats import percentile, summarize
+from pingpong.core.logformat import parse_client_line, parse_server_line
+from pingpong.core.settings import MsRange, RunSettings
 
 SERVER = [
     "2026-11-26;13:01:02.345;[0] PING;13:01:02.977;[0/0] PONG (1)",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pingpong.loadgen import measure_answers, run_fleet
+from pingpong.benchmarking.loadgen import measure_answers, run_fleet
 
 from .conftest import run, serving
 

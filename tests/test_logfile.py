@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.logfile import LogWriter
+from pingpong.net.logfile import LogWriter
 
 from .conftest import small_disk
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong.logformat import (
+from pingpong.core.logformat import (
     Answered,
     Ignored,
     LogFormatError,
@@ -21,7 +21,7 @@ from pingpong.logformat import (
     parse_server_line,
     truncate_ms,
 )
-from pingpong.protocol import Keepalive, Ping, Pong
+from pingpong.core.protocol import Keepalive, Ping, Pong
 
 T = datetime(2026, 11, 26, 13, 1, 2, 345000)
 

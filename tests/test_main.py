@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from app.main import MAX_BODY_BYTES, create_app
-from pingpong.runner import Run
+from pingpong.running.runner import Run
 
 from .conftest import assert_checked, pingpong_processes, wait_until
 

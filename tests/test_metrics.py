@@ -25,7 +25,8 @@ from app.live import LiveState, RoundTrips
 from app.main import create_app
 from app.metrics import LAG_BUCKETS_S, ROUND_TRIP_BUCKETS_MS, Metrics, written_at
 from app.tail import RunTailer
-from pingpong.logformat import (
+from pingpong.checking.runlogs import load_run
+from pingpong.core.logformat import (
     Answered,
     Ignored,
     Record,
@@ -33,8 +34,7 @@ from pingpong.logformat import (
     parse_client_line,
     parse_server_line,
 )
-from pingpong.runlogs import load_run
-from pingpong.settings import RunSettings
+from pingpong.core.settings import RunSettings
 
 RUN = {"clients": 2, "duration": 4, "interval_ms": [50, 200], "delay_ms": [100, 400],
        "timeout_ms": 600, "keepalive_s": 0.5}  # fmt: skip

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.process import ChildProcess, tail
+from pingpong.running.process import ChildProcess, tail
 
 from .conftest import run
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.progress import LogTally, StatusLine, Tally, clock, format_status
-from pingpong.states import RunState
+from pingpong.core.states import RunState
+from pingpong.running.progress import LogTally, StatusLine, Tally, clock, format_status
 
 from .conftest import child_env, pingpong_argv
 

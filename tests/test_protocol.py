@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pingpong.protocol import (
+from pingpong.core.protocol import (
     MAX_DIGITS,
     MAX_LINE,
     Keepalive,

@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from pingpong.report import report
+from pingpong.running.report import report
 
 from .conftest import child_env, pingpong_argv
 
@@ -31,7 +31,7 @@ def test_report_from_the_command_line(tmp_path: Path) -> None:
     write_run(tmp_path)
     (tmp_path / "client1.log").write_text(CLIENT + "garbage\n", encoding="utf-8")
     out = subprocess.run(
-        [*pingpong_argv()[:-1], "pingpong.report", str(tmp_path), "--slack-ms", "5"],
+        [*pingpong_argv()[:-1], "pingpong.running.report", str(tmp_path), "--slack-ms", "5"],
         capture_output=True, text=True, env=child_env(), check=True,
     ).stdout  # fmt: skip
     result = json.loads(out)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pingpong.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
-from pingpong.protocol import Keepalive, Ping, Pong
-from pingpong.rules import Rules
-from pingpong.runlogs import Line, RunLogs
-from pingpong.settings import MsRange, RunSettings
+from pingpong.checking.rules import Rules
+from pingpong.checking.runlogs import Line, RunLogs
+from pingpong.core.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
+from pingpong.core.protocol import Keepalive, Ping, Pong
+from pingpong.core.settings import MsRange, RunSettings
 
 START = datetime(2026, 11, 26, 13, 0, 0)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.runfolder import (
+from pingpong.core.runfolder import (
     RunFolder,
     RunFolderError,
     client_log_name,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from pingpong.check import check_run
-from pingpong.runner import Run, new_run_folder
-from pingpong.settings import MsRange, RunSettings
+from pingpong.checking.check import check_run
+from pingpong.core.settings import MsRange, RunSettings
+from pingpong.running.runner import Run, new_run_folder
 
 from .conftest import (
     SLACK_MS,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from pingpong import server as server_module
-from pingpong.logformat import Answered, Ignored, Unpaired, parse_server_line
-from pingpong.protocol import Keepalive, Pong, parse_response
+from pingpong.core.logformat import Answered, Ignored, Unpaired, parse_server_line
+from pingpong.core.protocol import Keepalive, Pong, parse_response
+from pingpong.net import server as server_module
 
 from .conftest import (
     LATE_MS,
@@ -530,7 +530,8 @@ def test_memory_stays_flat_under_connection_churn(tmp_path: Path, no_stray_proce
     finally:
         process.terminate()
         process.wait(timeout=30)
-    # It grew by 2 to 3 KiB a connection (23 to 48 MiB here; 10 at most now, from the
-    # allocator's high-water marks) when closed connections' reference cycles piled up
-    # in the collector's oldest generation.
-    assert rss[2] - rss[0] < 16, rss
+    # It grew by 2 to 3 KiB a connection, 14 to 21 MiB a third, for as long as the churn
+    # went on, when closed connections' reference cycles piled up in the collector's
+    # oldest generation. Now it levels off: the first third may still raise the
+    # allocator's high-water mark (up to 18 MiB seen on a loaded machine), the last not.
+    assert rss[2] - rss[1] < 8, rss

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pingpong import server_session
-from pingpong.diagnostics import ClientConnected, ClientDisconnected
-from pingpong.server_session import KEEPALIVE_BATCH, MAX_WRITE_BUFFER, ServerSession
-from pingpong.session import Calendar, CloseConnection, PauseReading, ResumeReading, Warn
-from pingpong.settings import MsRange, ServerSettings
+from pingpong.core import server_session
+from pingpong.core.diagnostics import ClientConnected, ClientDisconnected
+from pingpong.core.server_session import KEEPALIVE_BATCH, MAX_WRITE_BUFFER, ServerSession
+from pingpong.core.session import Calendar, CloseConnection, PauseReading, ResumeReading, Warn
+from pingpong.core.settings import MsRange, ServerSettings
 
 from .conftest import run, serving
 

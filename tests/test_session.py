@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
-from pingpong.logformat import stamp
-from pingpong.session import Calendar
+from pingpong.core.logformat import stamp
+from pingpong.core.session import Calendar
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc).timestamp()
 

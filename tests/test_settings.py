@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from pingpong.settings import (
+from pingpong.core.settings import (
     CLIENT,
     DEFAULTS,
     RUN,

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from pingpong.protocol import MAX_LINE, ProtocolError, parse_request, parse_response
-from pingpong.simfaults import (
+from pingpong.core.protocol import MAX_LINE, ProtocolError, parse_request, parse_response
+from pingpong.simulation.faults import (
     GARBAGE_TO_CLIENT,
     GARBAGE_TO_SERVER,
     OVERLONG,

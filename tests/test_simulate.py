@@ -24,11 +24,11 @@ from fastapi.testclient import TestClient
 
 from app.history import list_runs
 from app.main import create_app
-from pingpong import server_session
 from pingpong.__main__ import main
-from pingpong.check import check_run
-from pingpong.diagnostics import ClientConnected, Listening, parse_diagnostic
-from pingpong.logformat import (
+from pingpong.checking.check import check_run
+from pingpong.core import server_session
+from pingpong.core.diagnostics import ClientConnected, Listening, parse_diagnostic
+from pingpong.core.logformat import (
     Answered,
     Ignored,
     TimedOut,
@@ -36,11 +36,19 @@ from pingpong.logformat import (
     parse_client_line,
     parse_server_line,
 )
-from pingpong.protocol import Ping, Pong
-from pingpong.settings import MsRange, SimulatedRunSettings
-from pingpong.simfaults import OVERLONG, Cut, Fault, Inject, ServerStop, Stall, random_faults
-from pingpong.simrun import DEFAULT_START, simulate_run
-from pingpong.simulate import LogFiles, Network, Simulation
+from pingpong.core.protocol import Ping, Pong
+from pingpong.core.settings import MsRange, SimulatedRunSettings
+from pingpong.simulation.command import DEFAULT_START, simulate_run
+from pingpong.simulation.engine import LogFiles, Network, Simulation
+from pingpong.simulation.faults import (
+    OVERLONG,
+    Cut,
+    Fault,
+    Inject,
+    ServerStop,
+    Stall,
+    random_faults,
+)
 
 LOGS = ("server.log", "client1.log", "client2.log", "server.out", "server.err", "client1.err")
 

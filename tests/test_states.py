@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pingpong.states import (
+from pingpong.core.states import (
     ACTIVE_STATES,
     ProcessState,
     RunState,

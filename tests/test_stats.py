@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.stats import percentile, round_trip_stats, summarize
+from pingpong.checking.stats import percentile, round_trip_stats, summarize
 
 
 def test_percentile() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from app.live import LiveState
 from app.tail import RunTailer
-from pingpong.settings import RunSettings
+from pingpong.core.settings import RunSettings
 
 ANSWERED = "2026-11-26;13:01:02.345;[0] PING;13:01:02.977;[0/0] PONG (1)\n"
 IGNORED = "2026-11-26;13:01:03.100;[1] PING;(проигнорировано);(проигнорировано)\n"

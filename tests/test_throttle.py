@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pingpong.throttle import ALLOWANCE, SUMMARY_S, Throttle
+from pingpong.core.throttle import ALLOWANCE, SUMMARY_S, Throttle
 
 
 class Clock:

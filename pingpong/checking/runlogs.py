@@ -16,15 +16,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .logformat import (
+from ..core.logformat import (
     ClientRecord,
     LogFormatError,
     ServerRecord,
     parse_client_line,
     parse_server_line,
 )
-from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
-from .settings import RunSettings, SettingsErrors, SimulatedRunSettings
+from ..core.runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
+from ..core.settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = ["BadLine", "Line", "Outage", "RunLogs", "client_log_number", "load_run"]
 
@@ -54,7 +54,7 @@ class BadLine:
 class Outage:
     """A stretch of one client's time when what it was owed could be lost or held up.
 
-    A simulated run's ``run.json`` lists them (see :mod:`pingpong.simulate`), with the
+    A simulated run's ``run.json`` lists them (see :mod:`pingpong.simulation.engine`), with the
     network's latency and jitter: what the network did that the logs cannot show.
 
     ``lost``: its connection was cut, or closed or no longer read by one side, until

@@ -1,7 +1,7 @@
 """The status line of ``pingpong run`` on a terminal: how far the run is, once a second.
 
 The counts come from following the run's own log files (whole lines only, see
-:mod:`pingpong.follow`), like everything else that reports on a run; the clients
+:mod:`pingpong.running.follow`), like everything else that reports on a run; the clients
 connected come from the runner. The line is rewritten in place with ``\\r`` and
 wiped before the summary. When stdout is not a terminal (a file, a pipe) nothing is
 written at all, so logs and pipes get only the summary.
@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .follow import FileFollower
-from .logformat import (
+from ..core.logformat import (
     Answered,
     Ignored,
     LogFormatError,
@@ -25,8 +24,9 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
-from .runfolder import RunFolder
-from .states import RunState
+from ..core.runfolder import RunFolder
+from ..core.states import RunState
+from .follow import FileFollower
 
 if TYPE_CHECKING:
     from .runner import Run

@@ -53,11 +53,11 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from .logformat import Answered, Ignored, TimedOut, Unpaired, format_time
-from .protocol import Keepalive, Pong
-from .runfolder import SERVER_LOG, client_log_name
+from ..core.logformat import Answered, Ignored, TimedOut, Unpaired, format_time
+from ..core.protocol import Keepalive, Pong
+from ..core.runfolder import SERVER_LOG, client_log_name
+from ..core.settings import RunSettings
 from .runlogs import RunLogs
-from .settings import RunSettings
 
 __all__ = ["Rule", "Rules"]
 

@@ -17,8 +17,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from .lateness import Lateness
-from .settings import ClientSettings
+from ..core.lateness import Lateness
+from ..core.settings import ClientSettings
 
 __all__ = ["Fleet", "SimulatedClient", "WindowedConnection", "measure_answers", "run_fleet"]
 

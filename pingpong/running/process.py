@@ -3,7 +3,7 @@
 Children run in their own process group (terminal Ctrl+C reaches only the runner)
 and hold a pipe to the runner on stdin: closing it asks for a graceful stop, and
 the operating system closes it when the runner dies, so no child can outlive its
-run (see :mod:`pingpong.lifecycle`). Their stdout and stderr go to files in the run
+run (see :mod:`pingpong.net.lifecycle`). Their stdout and stderr go to files in the run
 folder (``server.out``, ``server.err`` …), never to a pipe that could fill up.
 """
 
@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .lifecycle import SUPERVISED_ENV
-from .runfolder import RunFolder
-from .states import ProcessState
+from ..core.runfolder import RunFolder
+from ..core.states import ProcessState
+from ..net.lifecycle import SUPERVISED_ENV
 
 __all__ = ["ChildProcess", "child_environment", "tail"]
 

@@ -22,13 +22,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from .lifecycle import os_error_text
-from .runfolder import RUN_JSON, RunFolderError, new_run_folder, write_json
-from .session import Calendar
-from .settings import SimulatedRunSettings
-from .simfaults import Fault, fault_to_json
-from .simulate import LogFiles, Network, Simulation
-from .states import RunState, StoppedBy
+from ..core.errors import os_error_text
+from ..core.runfolder import RUN_JSON, RunFolderError, new_run_folder, write_json
+from ..core.session import Calendar
+from ..core.settings import SimulatedRunSettings
+from ..core.states import RunState, StoppedBy
+from .engine import LogFiles, Network, Simulation
+from .faults import Fault, fault_to_json
 
 __all__ = ["DEFAULT_START", "pick_seed", "simulate_cli", "simulate_run"]
 
@@ -88,7 +88,7 @@ def simulate_run(
     }
     write_json(folder / RUN_JSON, description)
     if check:
-        from .report import report
+        from ..running.report import report
 
         result = report(folder)
         description["check"], description["summary"] = result["check"], result["summary"]
@@ -111,7 +111,7 @@ def simulate_cli(
     check: bool,
 ) -> int:
     """Simulate, print a summary; 0 if the check passed (or was not asked for)."""
-    from .stats import format_summary
+    from ..checking.stats import format_summary
 
     try:
         if log_dir is not None:

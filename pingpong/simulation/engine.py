@@ -1,7 +1,7 @@
 """The server and clients' sessions in virtual time, over an in-memory network — no sockets.
 
-:class:`Simulation` runs one :class:`~pingpong.server_session.ServerSession` and N
-:class:`~pingpong.client_session.ClientSession` objects, the very ones the real
+:class:`Simulation` runs one :class:`~pingpong.core.server_session.ServerSession` and N
+:class:`~pingpong.core.client_session.ClientSession` objects, the very ones the real
 processes are built on, against a virtual clock: a heap of events, each run at its
 instant, nothing ever waiting for real time. It plays the part the asyncio shells
 play for real: it carries bytes, runs each session's one timer, and writes what the
@@ -16,14 +16,14 @@ sessions hand out to the logs. Its rules:
   ``pingpong run`` does: so ``clientK.log`` is client number K. At the end of the
   duration the clients are told to stop (as the runner does); once the last one has
   finished, the server is. The run ends when nothing is left to happen.
-* **Faults** (:mod:`pingpong.simfaults`) happen at their instants. Whatever cannot
+* **Faults** (:mod:`pingpong.simulation.faults`) happen at their instants. Whatever cannot
   reach the other side because of one (data lost in a cut, a connection closed or
   no longer read by one side, a client not reading) is recorded as an **outage** of
   that client: from when bytes could first be lost or held up to when its next
   connection was up (or never), with the server's number for the connection lost
   and when the server was done with it. The checker reads the outages from
   ``run.json`` and accepts the timeouts, undelivered answers and restarted
-  schedules they explain; nothing else (see :mod:`pingpong.rules`).
+  schedules they explain; nothing else (see :mod:`pingpong.checking.rules`).
 * **Randomness** comes from the seed alone: the server's draws from ``seed``,
   client K's from ``seed + K`` (as in a real run), the network's from its own
   stream. The same seed, settings and faults give the same bytes.
@@ -43,11 +43,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .client_session import ClientSession
-from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
-from .protocol import MAX_LINE
-from .server_session import ServerSession
-from .session import (
+from ..core.client_session import ClientSession
+from ..core.diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
+from ..core.protocol import MAX_LINE
+from ..core.server_session import ServerSession
+from ..core.session import (
     Calendar,
     CloseConnection,
     Connect,
@@ -56,8 +56,8 @@ from .session import (
     ResumeReading,
     Warn,
 )
-from .settings import MAX_MS, RunSettings, SettingsError
-from .simfaults import Cut, Fault, Inject, ServerStop, Stall
+from ..core.settings import MAX_MS, RunSettings, SettingsError
+from .faults import Cut, Fault, Inject, ServerStop, Stall
 
 __all__ = [
     "SIMULATED_PORT",

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from types import TracebackType
 
-from .logformat import Record, format_record
+from ..core.logformat import Record, format_record
 
 __all__ = ["LogWriter"]
 

@@ -5,7 +5,7 @@ passes when none does. Timing rules allow ``slack_ms`` (default
 :data:`DEFAULT_SLACK_MS`) on either side, for scheduling lateness and the
 millisecond truncation of the logs.
 
-The rules themselves, and what each one checks, are in :mod:`pingpong.rules`.
+The rules themselves, and what each one checks, are in :mod:`pingpong.checking.rules`.
 
 Settings come from ``run.json`` when present, else the spec's defaults.
 """
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.settings import RunSettings
 from .rules import Rule, Rules
 from .runlogs import RunLogs, load_run
-from .settings import RunSettings
 
 __all__ = ["DEFAULT_SLACK_MS", "CheckReport", "Rule", "check_cli", "check_logs", "check_run"]
 

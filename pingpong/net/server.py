@@ -1,6 +1,6 @@
 """The TCP server: answers requests after a random delay, ignores some, sends keepalives.
 
-A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`; what it
+A thin shell over :mod:`pingpong.core.protocol` and :mod:`pingpong.core.logformat`; what it
 adds is timing and concurrency:
 
 * Each request gets its own timer (``loop.call_at``) the moment it is read, so a
@@ -24,7 +24,7 @@ adds is timing and concurrency:
 * Bad input (SPEC §6): a malformed line is reported on stderr and skipped; a line
   over 1 KiB ends that connection; a client leaving with answers pending costs
   nothing but a line on stderr. What clients make the server report, and failed
-  accepts, go through a :class:`~pingpong.throttle.Throttle`: never more bytes on
+  accepts, go through a :class:`~pingpong.core.throttle.Throttle`: never more bytes on
   stderr than clients sent, whatever they send.
 * Memory stays flat under connection churn: the garbage collector is tuned for few
   pauses (:func:`_tune_gc`), so the reference cycles a closed connection leaves
@@ -48,12 +48,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 
-from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
-from .lateness import Lateness
-from .lifecycle import Stop, fatal, os_error_text
-from .logfile import LogWriter
-from .logformat import Answered, Ignored, ServerRecord, Unpaired, format_record
-from .protocol import (
+from ..core.diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
+from ..core.lateness import Lateness
+from ..core.logformat import Answered, Ignored, ServerRecord, Unpaired, format_record
+from ..core.protocol import (
     Keepalive,
     LineSplitter,
     LineTooLong,
@@ -63,8 +61,10 @@ from .protocol import (
     encode,
     parse_request,
 )
-from .settings import ServerSettings
-from .throttle import Throttle
+from ..core.settings import ServerSettings
+from ..core.throttle import Throttle
+from .lifecycle import Stop, fatal, os_error_text
+from .logfile import LogWriter
 
 __all__ = [
     "COLLECT_EVERY",
@@ -121,7 +121,7 @@ class Server:
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
-        #: Reports about clients: paid for by the bytes they send (see pingpong.throttle).
+        #: Reports about clients: paid for by the bytes they send (see pingpong.core.throttle).
         self.reports = Throttle(self._write_err, prefix="server: ")
         self.address: tuple[str, int] | None = None
         self._connections: dict[int, _Connection] = {}

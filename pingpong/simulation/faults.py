@@ -27,7 +27,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from .protocol import MAX_LINE
+from ..core.protocol import MAX_LINE
 
 __all__ = [
     "FAULT_KINDS",

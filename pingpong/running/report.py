@@ -1,4 +1,4 @@
-"""``python -m pingpong.report RUN_DIR [--slack-ms S]``: a run's check and totals as JSON.
+"""``python -m pingpong.running.report RUN_DIR [--slack-ms S]``: a run's check and totals as JSON.
 
 The runner runs this in a child process when a run ends. Checking parses every line
 of every log: for a long run that is seconds of work and a hundred MiB of records,
@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .check import check_logs
-from .runlogs import load_run
-from .stats import summarize_logs
+from ..checking.check import check_logs
+from ..checking.runlogs import load_run
+from ..checking.stats import summarize_logs
 
 __all__ = ["main", "report"]
 
@@ -29,7 +29,7 @@ def report(folder: Path, slack_ms: float | None = None) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pingpong.report")
+    parser = argparse.ArgumentParser(prog="python -m pingpong.running.report")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--slack-ms", type=float, default=None)
     args = parser.parse_args(argv)

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .logformat import Answered, Ignored, TimedOut, Unpaired
-from .protocol import Keepalive
-from .runfolder import client_role
+from ..core.logformat import Answered, Ignored, TimedOut, Unpaired
+from ..core.protocol import Keepalive
+from ..core.runfolder import client_role
 from .runlogs import RunLogs, load_run
 
 __all__ = ["format_summary", "percentile", "round_trip_stats", "summarize", "summarize_logs"]

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .lifecycle import os_error_text
+from .errors import os_error_text
 
 __all__ = [
     "RUN_JSON",

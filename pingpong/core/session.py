@@ -1,6 +1,6 @@
 """What the two sessions share: the actions they ask of their shell, and their calendar.
 
-A session (:mod:`pingpong.server_session`, :mod:`pingpong.client_session`) is the
+A session (:mod:`pingpong.core.server_session`, :mod:`pingpong.core.client_session`) is the
 protocol's behaviour as a plain object, in the manner of h11's ``Connection`` and
 aioquic's ``QuicConnection``: the shell hands it what happened (bytes received, a
 connection made or lost, the time) and collects what to do, in four kinds:
@@ -8,7 +8,7 @@ connection made or lost, the time) and collects what to do, in four kinds:
 * bytes to send, one ``bytes`` per connection (``data_to_send``);
 * text to append to the log, whole lines (``log_text``);
 * actions, in order (``actions``): the values below, plus the server's stdout
-  diagnostics (:mod:`pingpong.diagnostics`);
+  diagnostics (:mod:`pingpong.core.diagnostics`);
 * its next deadline (``next_deadline``): the shell calls ``tick(now)`` then, and a
   session never needs more than that one timer.
 
@@ -83,7 +83,7 @@ class Calendar:
         return datetime(year, month, day, hour, minute, second, micro)
 
     def stamp(self, instant: float) -> str:
-        """``YYYY-MM-DD;HH:MM:SS.mmm``, as :func:`pingpong.logformat.stamp` shows it."""
+        """``YYYY-MM-DD;HH:MM:SS.mmm``, as :func:`pingpong.core.logformat.stamp` shows it."""
         second = math.floor(instant)
         if second == self._second:  # the usual case, inline
             micro = round((instant - second) * 1e6)

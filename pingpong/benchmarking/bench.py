@@ -16,7 +16,7 @@ measures its own scheduling lateness (actual minus intended send time of each an
 and keepalive round) and reports it when it stops; we add its CPU share and memory
 (Linux /proc) and the clients' false timeouts.
 
-Run ``python -m pingpong.bench responder [--log FILE]`` to start a baseline by hand.
+Run ``python -m pingpong.benchmarking.bench responder [--log FILE]`` to start a baseline by hand.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .lifecycle import SUPERVISED_ENV, Stop
+from ..core.runfolder import RunFolder
+from ..net.lifecycle import SUPERVISED_ENV, Stop
+from ..running.process import child_environment
 from .loadgen import measure_answers, run_fleet
-from .process import child_environment
-from .runfolder import RunFolder
 
 __all__ = ["bench_cli", "cpu_seconds", "main", "memory_mib"]
 
@@ -190,9 +190,9 @@ _RESPONDER = ("--delay-ms", "0-0", "--ignore", "0", "--keepalive-s", "3600")
 
 def throughput(connections: int, window: int, seconds: float, rounds: int) -> str:
     targets: dict[str, Callable[[Path], _Target]] = {
-        "asyncio responder": lambda folder: _start(["pingpong.bench", "responder"]),
+        "asyncio responder": lambda folder: _start(["pingpong.benchmarking.bench", "responder"]),
         "responder + log line": lambda folder: _start(
-            ["pingpong.bench", "responder", "--log", str(folder / "baseline.log")]
+            ["pingpong.benchmarking.bench", "responder", "--log", str(folder / "baseline.log")]
         ),
         "pingpong server": lambda folder: _server(folder, *_RESPONDER),
     }
@@ -293,8 +293,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m pingpong.bench responder [--port N] [--log FILE]``: a baseline, by hand."""
-    parser = argparse.ArgumentParser(prog="python -m pingpong.bench")
+    """``python -m pingpong.benchmarking.bench responder [--port N] [--log FILE]``: a baseline."""
+    parser = argparse.ArgumentParser(prog="python -m pingpong.benchmarking.bench")
     parser.add_argument("role", choices=["responder"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--log", default=None)

@@ -10,7 +10,7 @@
   ``clientK.log`` is the log of client number K.
 * Children run in their own process group and hold a pipe to us on stdin: closing
   it is the graceful stop, and the OS closes it if we die, so no child can outlive
-  its run (see :mod:`pingpong.process`).
+  its run (see :mod:`pingpong.running.process`).
 * Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
   died): clients first, each given its timeout plus a grace to log its in-flight
   outcomes, then the server; a child that overstays is killed and the fact recorded.
@@ -25,7 +25,7 @@
 * If the run's own control fails (a bug), :meth:`Run.abort` kills the children
   and ends the run as ``failed`` with the error.
 
-The states and their moves are :class:`pingpong.states.RunState`'s.
+The states and their moves are :class:`pingpong.core.states.RunState`'s.
 """
 
 from __future__ import annotations
@@ -41,11 +41,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
-from .follow import FileFollower
-from .lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
-from .process import ChildProcess, child_environment, tail
-from .runfolder import (
+from ..core.diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
+from ..core.runfolder import (
     RUN_JSON,
     SERVER_ROLE,
     RunFolder,
@@ -54,8 +51,11 @@ from .runfolder import (
     new_run_folder,
     write_json,
 )
-from .settings import ClientSettings, RunSettings, ServerSettings
-from .states import ProcessState, RunState, StoppedBy
+from ..core.settings import ClientSettings, RunSettings, ServerSettings
+from ..core.states import ProcessState, RunState, StoppedBy
+from ..net.lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
+from .follow import FileFollower
+from .process import ChildProcess, child_environment, tail
 
 __all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
 
@@ -349,7 +349,7 @@ class Run:
         self.ended_at = datetime.now()
 
     async def _finish(self) -> None:
-        """Check the logs and total them up, in a child process (see pingpong.report)."""
+        """Check the logs and total them up, in a child process (see pingpong.running.report)."""
         if self.address is None:
             self.check_not_run = "the server never started"
         else:
@@ -367,7 +367,7 @@ class Run:
     async def _check(self) -> None:
         slack = [] if self.slack_ms is None else ["--slack-ms", str(self.slack_ms)]
         checker = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pingpong.report", str(self.folder), *slack,
+            sys.executable, "-m", "pingpong.running.report", str(self.folder), *slack,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
             env=child_environment(),
         )  # fmt: skip
@@ -405,8 +405,8 @@ async def run_cli(
     settings: RunSettings, runs_dir: Path, log_dir: str | None, slack_ms: float | None = None
 ) -> int:
     """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
+    from ..checking.stats import format_summary
     from .progress import show_progress
-    from .stats import format_summary
 
     try:
         if log_dir is not None:

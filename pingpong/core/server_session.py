@@ -2,7 +2,7 @@
 
 :class:`ServerSession` decides everything the server does; its shell (the asyncio
 server, or the simulator) only moves bytes, runs one timer and writes what it is
-given (see :mod:`pingpong.session` for the shape of the exchange). The rules:
+given (see :mod:`pingpong.core.session` for the shape of the exchange). The rules:
 
 * **Client numbers** count connections from 1 and are never reused.
 * **A request** is answered on its own: the moment its line is taken up it is

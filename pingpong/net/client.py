@@ -1,6 +1,6 @@
 """The TCP client: sends requests at random intervals, pairs answers, times out the rest.
 
-A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`:
+A thin shell over :mod:`pingpong.core.protocol` and :mod:`pingpong.core.logformat`:
 
 * The sender works on its own schedule (start-to-start intervals drawn uniformly,
   measured from when each request was *due*, so lateness never accumulates) and
@@ -18,7 +18,7 @@ A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`:
 * A log that cannot be written (a full disk …) is fatal, not a lost connection: the
   client stops at once and exits with status 1 after one line on stderr.
 * What the server's bad lines make it report goes through a
-  :class:`~pingpong.throttle.Throttle`: never more on stderr than the server sent.
+  :class:`~pingpong.core.throttle.Throttle`: never more on stderr than the server sent.
 """
 
 from __future__ import annotations
@@ -31,10 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from .lifecycle import Stop, fatal, os_error_text
-from .logfile import LogWriter
-from .logformat import Answered, ClientRecord, TimedOut, Unpaired
-from .protocol import (
+from ..core.logformat import Answered, ClientRecord, TimedOut, Unpaired
+from ..core.protocol import (
     LineSplitter,
     LineTooLong,
     Ping,
@@ -44,8 +42,10 @@ from .protocol import (
     encode,
     parse_response,
 )
-from .settings import ClientSettings
-from .throttle import Throttle
+from ..core.settings import ClientSettings
+from ..core.throttle import Throttle
+from .lifecycle import Stop, fatal, os_error_text
+from .logfile import LogWriter
 
 __all__ = ["Client", "run_client"]
 

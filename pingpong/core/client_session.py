@@ -2,7 +2,7 @@
 
 :class:`ClientSession` decides everything a client does; its shell (the asyncio
 client, or the simulator) opens and closes the connection when asked, moves bytes
-and runs one timer (see :mod:`pingpong.session`). The rules:
+and runs one timer (see :mod:`pingpong.core.session`). The rules:
 
 * **Requests** are numbered from 0 and sent on the session's own schedule: the
   first as soon as a connection is up, each next one an interval after the

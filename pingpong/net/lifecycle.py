@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import functools
 import os
 import signal
@@ -31,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
-from .states import StrEnum
+from ..core.errors import FATAL_PREFIX, fatal, os_error_text
+from ..core.states import StrEnum
 
 __all__ = [
     "FATAL_PREFIX",
@@ -45,33 +45,6 @@ __all__ = [
 
 #: Set to ``"1"`` by the runner in its children's environment.
 SUPERVISED_ENV = "PINGPONG_SUPERVISED"
-#: How the one line of a process that gives up begins: ``pingpong server: …``.
-FATAL_PREFIX = "pingpong "
-
-_ADDRESS_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
-
-
-def os_error_text(exc: OSError) -> str:
-    """``[Errno 28] No space left on device``: the error alone, without the file name."""
-    if exc.errno in _ADDRESS_IN_USE:
-        return "address already in use"
-    if exc.errno is not None and exc.strerror:
-        return f"[Errno {exc.errno}] {exc.strerror}"
-    return str(exc)
-
-
-def fatal(program: str, message: str) -> int:
-    """Say in one line on stderr why ``program`` gives up; the exit status, 1.
-
-    The stderr may be on the very disk that is full: the line is then lost, the
-    exit status still says it.
-    """
-    with contextlib.suppress(OSError, ValueError):
-        sys.stderr.write(f"{FATAL_PREFIX}{program}: {message}\n")
-        sys.stderr.flush()
-    return 1
-
-
 _SIGNALS = [signal.SIGINT, signal.SIGTERM]
 if sys.platform == "win32":  # pragma: no cover - Windows only
     _SIGNALS.append(signal.SIGBREAK)

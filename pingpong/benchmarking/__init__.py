@@ -1,0 +1,1 @@
+"""``pingpong bench``: throughput and scale benchmarks and their load generators."""

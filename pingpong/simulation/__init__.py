@@ -1,0 +1,1 @@
+"""``pingpong simulate``: the sessions in virtual time over an in-memory network."""
