@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["list_runs", "log_path", "read_run"]
+__all__ = ["list_runs", "log_names", "log_path", "read_run", "run_folder"]
 
 _RUN_ID = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}_[0-9]{2}-[0-9]{2}-[0-9]{2})(?:-([1-9][0-9]*))?")
 _LOG_NAME = re.compile(r"(?:server|client[1-9][0-9]*)\.(?:log|out|err)")
@@ -24,6 +24,11 @@ def _folder(runs_dir: Path, run_id: str) -> Path | None:
         return None
     folder = runs_dir / run_id
     return folder if folder.is_dir() else None
+
+
+def run_folder(runs_dir: Path, run_id: str) -> Path | None:
+    """The folder of a run, or ``None`` if there is no such run (or the id is not one)."""
+    return _folder(runs_dir, run_id)
 
 
 def _sort_key(run_id: str) -> tuple[str, int]:
