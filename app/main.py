@@ -26,6 +26,7 @@ from pingpong.settings import DEFAULTS, RunSettings, SettingsErrors
 
 from .history import list_runs, log_path, read_run
 from .hub import Hub
+from .runs_api import runs_router
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor
 
@@ -98,6 +99,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.state.runs_dir = runs
     app.add_middleware(LocalOnly)
     app.mount("/static", StaticFiles(directory=_asset_dir("static")), name="static")
+    app.include_router(runs_router(runs, supervisor, templates))
 
     @app.get("/", response_class=HTMLResponse)
     async def index(request: Request) -> HTMLResponse:
