@@ -1000,13 +1000,13 @@ class RunIndex:
         if estimate <= _MAX_BARS:
             rows = self.db.execute(
                 "SELECT id, client, outcome, request, response, peer, client_sent, "
-                "server_received, server_sent, client_done FROM exchanges "
+                "server_received, server_sent, client_done, t FROM exchanges "
                 "WHERE t >= ? AND t < ? ORDER BY t, id",
                 (start - reach, end),
             ).fetchall()
             rows = [r for r in rows if (_end_of(r) or 0) >= start]
             if len(rows) <= _MAX_BARS:
-                columns = list(zip(*rows, strict=True)) if rows else [()] * 10
+                columns = list(zip(*rows, strict=True)) if rows else [()] * len(_BAR_COLUMNS)
                 names = _BAR_COLUMNS
                 return {
                     "mode": "bars",
@@ -1186,7 +1186,7 @@ def _stats(
 
 _BAR_COLUMNS = (
     "id", "client", "outcome", "request", "response", "peer",
-    "client_sent", "server_received", "server_sent", "client_done",
+    "client_sent", "server_received", "server_sent", "client_done", "t",
 )  # fmt: skip
 
 

@@ -285,6 +285,8 @@
     document.title = `pingpong — ${store.state}`;
     const run = store.run;
     $("#run-id").textContent = run ? run.id : "—";
+    $("#run-link").hidden = !run;
+    if (run) $("#run-link").href = `/runs/${encodeURIComponent(run.id)}`;
     $("#address").textContent = text(run && run.address);
     $("#stopped-by").textContent = run && run.stopped_by ? `· stopped by ${run.stopped_by}` : "";
     $("#run-error").textContent = (run && run.error) || "";
@@ -415,13 +417,23 @@
           .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}">${escapeHtml(name)}</a>`)
           .join("");
         const duration = run.elapsed === undefined ? "—" : clock(run.elapsed);
-        return `<tr data-run="${escapeHtml(run.id)}"><td>${escapeHtml(run.id)}${run.error ? `<br><small class="verdict-fail">${escapeHtml(run.error).slice(0, 200)}</small>` : ""}</td>
+        const id = escapeHtml(run.id);
+        return `<tr data-run="${id}"><td><input type="checkbox" class="compare-pick" value="${id}" aria-label="compare ${id}"> <a href="/runs/${encodeURIComponent(run.id)}">${id}</a>${run.error ? `<br><small class="verdict-fail">${escapeHtml(run.error).slice(0, 200)}</small>` : ""}</td>
           <td>${duration}</td><td class="muted">${escapeHtml(settings)}</td><td>${escapeHtml(totals)}</td>
           <td>${verdict}</td><td class="logs">${logs}</td></tr>`;
       });
       $("#history").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no runs yet</td></tr>`;
     },
   };
+
+  // Compare: two or more runs ticked in the History open side by side.
+  $("#compare-runs").addEventListener("click", () => {
+    const ids = $$(".compare-pick:checked").map((box) => box.value);
+    if (ids.length >= 2) location.href = `/compare?ids=${ids.map(encodeURIComponent).join(",")}`;
+  });
+  $("#history").addEventListener("change", () => {
+    $("#compare-runs").disabled = $$(".compare-pick:checked").length < 2;
+  });
 
   // ---- start ------------------------------------------------------------------------------
   function renderAll() {
