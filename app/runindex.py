@@ -39,7 +39,7 @@ import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 4
 #: Outcome codes as stored; the API speaks the names.
 OUTCOMES = ("answered", "timed out", "ignored", "late", "keepalive")
 ANSWERED, TIMED_OUT, IGNORED, LATE, KEEPALIVE = range(5)
@@ -104,15 +104,39 @@ CREATE TABLE exchanges(
 CREATE UNIQUE INDEX ex_response ON exchanges(response) WHERE response IS NOT NULL;
 -- Totals per second (what the counters and the charts show), additive, from each line once.
 CREATE TABLE server_seconds(second INTEGER PRIMARY KEY, requests INTEGER NOT NULL,
-    answered INTEGER NOT NULL, ignored INTEGER NOT NULL, keepalives INTEGER NOT NULL);
+    answered INTEGER NOT NULL, ignored INTEGER NOT NULL, keepalives INTEGER NOT NULL,
+    last_response INTEGER NOT NULL);
 CREATE TABLE client_seconds(client INTEGER NOT NULL, second INTEGER NOT NULL,
     sent INTEGER NOT NULL, answered INTEGER NOT NULL, timed_out INTEGER NOT NULL,
     late INTEGER NOT NULL, keepalives INTEGER NOT NULL, rtt_sum INTEGER NOT NULL,
     rtt_min INTEGER, rtt_max INTEGER, PRIMARY KEY(client, second)) WITHOUT ROWID;
 CREATE TABLE rtt_hist(client INTEGER NOT NULL, ms INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY(client, ms)) WITHOUT ROWID;
-CREATE TABLE delay_hist(ms INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+-- Server delays in 20 bins over the run's delay range, per second they were sent.
+CREATE TABLE delay_seconds(second INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(second, bin)) WITHOUT ROWID;
+-- Exchanges per second (of t), lane (client; 0: no client) and outcome, for seconds before
+-- meta.settled: rows that no line still to come can change. The timeline's counts.
+CREATE TABLE lane_seconds(second INTEGER NOT NULL, client INTEGER NOT NULL,
+    answered INTEGER NOT NULL, timed_out INTEGER NOT NULL, ignored INTEGER NOT NULL,
+    late INTEGER NOT NULL, keepalive INTEGER NOT NULL,
+    PRIMARY KEY(second, client)) WITHOUT ROWID;
+-- Settled seconds by ten (ten = second / 10), for wide windows.
+CREATE TABLE client_tens(client INTEGER NOT NULL, ten INTEGER NOT NULL,
+    sent INTEGER NOT NULL, answered INTEGER NOT NULL, timed_out INTEGER NOT NULL,
+    late INTEGER NOT NULL, keepalives INTEGER NOT NULL, rtt_sum INTEGER NOT NULL,
+    rtt_min INTEGER, rtt_max INTEGER, PRIMARY KEY(client, ten)) WITHOUT ROWID;
+CREATE TABLE delay_tens(ten INTEGER NOT NULL, bin INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY(ten, bin)) WITHOUT ROWID;
+CREATE TABLE lane_tens(ten INTEGER NOT NULL, client INTEGER NOT NULL,
+    answered INTEGER NOT NULL, timed_out INTEGER NOT NULL, ignored INTEGER NOT NULL,
+    late INTEGER NOT NULL, keepalive INTEGER NOT NULL,
+    PRIMARY KEY(ten, client)) WITHOUT ROWID;
 """
+DELAY_BINS = 20
+#: Seconds per bucket of the timeline's counts: the smallest at least _MIN_BUCKET_PX wide.
+_STEPS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 28800, 86400)
+_MIN_BUCKET_PX = 3
 # Made once the first update is done: sorting all rows once is far cheaper than keeping
 # these in order row by row while a big run is first read.
 _INDEXES = """
@@ -158,11 +182,13 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _connect(path: Path, *, write: bool) -> sqlite3.Connection:
+def _connect(path: Path, *, write: bool, fresh: bool = False) -> sqlite3.Connection:
     if write:
         connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")
+        # A fresh index is built aside and renamed into place whole, so it needs no
+        # journal; one being brought up to date is read meanwhile, hence WAL.
+        connection.execute(f"PRAGMA journal_mode={'OFF' if fresh else 'WAL'}")
+        connection.execute(f"PRAGMA synchronous={'OFF' if fresh else 'NORMAL'}")
         connection.execute("PRAGMA cache_size=-65536")  # 64 MiB
     else:
         connection = sqlite3.connect(
@@ -208,36 +234,103 @@ def _epoch(instant: datetime) -> float:
     return round(instant.timestamp(), 3)
 
 
-def _ms(later: datetime, earlier: datetime) -> int:
-    return round((later - earlier).total_seconds() * 1000)
+def _span(connection: sqlite3.Connection, longest: float) -> tuple[float | None, float | None]:
+    """The run's first and last logged instants. An exchange ends at most ``longest``
+    seconds after it begins, so the last one is among those that began just before."""
+    first, latest = connection.execute("SELECT min(t), max(t) FROM exchanges").fetchone()
+    if first is None:
+        return None, None
+    (last,) = connection.execute(
+        "SELECT max(max(coalesce(client_sent, 0), coalesce(server_received, 0), "
+        "coalesce(server_sent, 0), coalesce(client_done, 0))) FROM exchanges WHERE t >= ?",
+        (latest - longest,),
+    ).fetchone()
+    return first, last
+
+
+def _delay_bins(settings: RunSettings) -> tuple[int, int]:
+    """The delay histogram's first bin and bin width, in ms, as the live view has them."""
+    low, high = settings.delay_ms.low, settings.delay_ms.high
+    return low, max(1, -(-(high - low + 1) // DELAY_BINS))
+
+
+def _settle(
+    connection: sqlite3.Connection, settled: int, last: float | None, longest: float, final: bool
+) -> int:
+    """Count the exchanges of the seconds no line still to come can change into
+    ``lane_seconds``; the first second not counted yet."""
+    if last is None:
+        return settled
+    # A live run's newest rows may still be joined by their other side or paired.
+    horizon = math.floor(last) + 1 if final else math.floor(last - longest - 5)
+    if horizon <= settled:
+        return settled
+    connection.execute(
+        """INSERT INTO lane_seconds
+           SELECT CAST(t AS INTEGER) AS second, coalesce(client, 0) AS lane, sum(outcome = 0),
+                  sum(outcome = 1), sum(outcome = 2), sum(outcome = 3), sum(outcome = 4)
+           FROM exchanges WHERE t >= ? AND t < ? GROUP BY second, lane
+           ON CONFLICT DO UPDATE SET answered = answered + excluded.answered,
+               timed_out = timed_out + excluded.timed_out, ignored = ignored + excluded.ignored,
+               late = late + excluded.late, keepalive = keepalive + excluded.keepalive""",
+        (settled, horizon),
+    )
+    connection.execute(
+        """INSERT INTO lane_tens
+           SELECT second / 10 AS ten, client, sum(answered), sum(timed_out), sum(ignored),
+                  sum(late), sum(keepalive)
+           FROM lane_seconds WHERE second >= ? AND second < ? GROUP BY ten, client
+           ON CONFLICT DO UPDATE SET answered = answered + excluded.answered,
+               timed_out = timed_out + excluded.timed_out, ignored = ignored + excluded.ignored,
+               late = late + excluded.late, keepalive = keepalive + excluded.keepalive""",
+        (settled, horizon),
+    )
+    connection.execute(
+        """INSERT INTO client_tens
+           SELECT client, second / 10 AS ten, sum(sent), sum(answered), sum(timed_out),
+                  sum(late), sum(keepalives), sum(rtt_sum), min(rtt_min), max(rtt_max)
+           FROM client_seconds WHERE second >= ? AND second < ? GROUP BY client, ten
+           ON CONFLICT DO UPDATE SET sent = sent + excluded.sent,
+               answered = answered + excluded.answered, timed_out = timed_out + excluded.timed_out,
+               late = late + excluded.late, keepalives = keepalives + excluded.keepalives,
+               rtt_sum = rtt_sum + excluded.rtt_sum,
+               rtt_min = min(coalesce(rtt_min, excluded.rtt_min),
+                             coalesce(excluded.rtt_min, rtt_min)),
+               rtt_max = max(coalesce(rtt_max, excluded.rtt_max),
+                             coalesce(excluded.rtt_max, rtt_max))""",
+        (settled, horizon),
+    )
+    connection.execute(
+        """INSERT INTO delay_tens
+           SELECT second / 10 AS ten, bin, sum(n) FROM delay_seconds
+           WHERE second >= ? AND second < ? GROUP BY ten, bin
+           ON CONFLICT DO UPDATE SET n = n + excluded.n""",
+        (settled, horizon),
+    )
+    return horizon
 
 
 class _Batch:
     """Rows and per-second totals of one chunk of one log, written in one transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_bins: tuple[int, int]) -> None:
+        self.delay_low, self.delay_width = delay_bins
         self.server_side: list[tuple[Any, ...]] = []
         self.client_side: list[tuple[Any, ...]] = []
         self.inserts: list[tuple[Any, ...]] = []
         self.server_seconds: dict[int, list[int]] = {}
         self.client_seconds: dict[tuple[int, int], list[int]] = {}
         self.rtt: dict[tuple[int, int], int] = {}
-        self.delays: dict[int, int] = {}
+        self.delays: dict[tuple[int, int], int] = {}
         self.bad: list[tuple[str, int, int, str]] = []
         self.marks: list[tuple[str, int, int]] = []
-        self.first: float | None = None
-        self.last: float | None = None
-
-    def seen(self, *times: float) -> None:
-        low, high = min(times), max(times)
-        self.first = low if self.first is None else min(self.first, low)
-        self.last = high if self.last is None else max(self.last, high)
 
     def server_second(self, when: float) -> list[int]:
         second = math.floor(when)
         row = self.server_seconds.get(second)
         if row is None:
-            row = self.server_seconds[second] = [0, 0, 0, 0]
+            # requests, answered, ignored, keepalives, last response number
+            row = self.server_seconds[second] = [0, 0, 0, 0, -1]
         return row
 
     def client_second(self, client: int, when: float) -> list[int]:
@@ -257,10 +350,13 @@ class _Batch:
                  received, sent, number, offset)
             )  # fmt: skip
             self.server_second(received)[0] += 1
-            self.server_second(sent)[1] += 1
-            delay = _ms(record.response_time, record.request_time)
-            self.delays[delay] = self.delays.get(delay, 0) + 1
-            self.seen(received, sent)
+            row = self.server_second(sent)
+            row[1] += 1
+            row[4] = max(row[4], pong.response)
+            delay = round((sent - received) * 1000)
+            bin_ = min(max((delay - self.delay_low) // self.delay_width, 0), DELAY_BINS - 1)
+            key = (math.floor(sent), bin_)
+            self.delays[key] = self.delays.get(key, 0) + 1
         elif isinstance(record, Ignored):
             received = _epoch(record.request_time)
             self.inserts.append(
@@ -270,15 +366,15 @@ class _Batch:
             row = self.server_second(received)
             row[0] += 1
             row[2] += 1
-            self.seen(received)
         else:
             sent = _epoch(record.response_time)
             self.server_side.append(
                 (sent, None, KEEPALIVE, None, record.response.response, None,
                  None, sent, number, offset)
             )  # fmt: skip
-            self.server_second(sent)[3] += 1
-            self.seen(sent)
+            row = self.server_second(sent)
+            row[3] += 1
+            row[4] = max(row[4], record.response.response)
 
     def add_client(self, client: int, number: int, offset: int, record: ClientRecord) -> None:
         if isinstance(record, Answered):
@@ -288,7 +384,7 @@ class _Batch:
                 (sent, client, ANSWERED, pong.request, pong.response, pong.client,
                  sent, back, number, offset)
             )  # fmt: skip
-            rtt = _ms(record.response_time, record.request_time)
+            rtt = round((back - sent) * 1000)
             self.client_second(client, sent)[0] += 1
             row = self.client_second(client, back)
             row[1] += 1
@@ -296,7 +392,6 @@ class _Batch:
             row[6] = rtt if row[6] < 0 else min(row[6], rtt)
             row[7] = max(row[7], rtt)
             self.rtt[client, rtt] = self.rtt.get((client, rtt), 0) + 1
-            self.seen(sent, back)
         elif isinstance(record, TimedOut):
             sent, back = _epoch(record.request_time), _epoch(record.response_time)
             self.inserts.append(
@@ -305,7 +400,6 @@ class _Batch:
             )  # fmt: skip
             self.client_second(client, sent)[0] += 1
             self.client_second(client, back)[2] += 1
-            self.seen(sent, back)
         else:
             back = _epoch(record.response_time)
             response = record.response
@@ -321,7 +415,6 @@ class _Batch:
                      None, back, number, offset)
                 )  # fmt: skip
                 self.client_second(client, back)[3] += 1
-            self.seen(back)
 
 
 _SERVER_UPSERT = """
@@ -364,9 +457,10 @@ def _write(connection: sqlite3.Connection, batch: _Batch) -> int:
         dropped += len(batch.client_side) - cursor.rowcount
     connection.executemany(_INSERT, batch.inserts)
     connection.executemany(
-        """INSERT INTO server_seconds VALUES (?, ?, ?, ?, ?) ON CONFLICT(second) DO UPDATE SET
+        """INSERT INTO server_seconds VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(second) DO UPDATE SET
            requests = requests + excluded.requests, answered = answered + excluded.answered,
-           ignored = ignored + excluded.ignored, keepalives = keepalives + excluded.keepalives""",
+           ignored = ignored + excluded.ignored, keepalives = keepalives + excluded.keepalives,
+           last_response = max(last_response, excluded.last_response)""",
         [(second, *row) for second, row in batch.server_seconds.items()],
     )
     connection.executemany(
@@ -395,8 +489,8 @@ def _write(connection: sqlite3.Connection, batch: _Batch) -> int:
         [(client, ms, n) for (client, ms), n in batch.rtt.items()],
     )
     connection.executemany(
-        "INSERT INTO delay_hist VALUES (?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
-        list(batch.delays.items()),
+        "INSERT INTO delay_seconds VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+        [(second, bin_, n) for (second, bin_), n in batch.delays.items()],
     )
     connection.executemany("INSERT OR REPLACE INTO bad_lines VALUES (?, ?, ?, ?)", batch.bad)
     connection.executemany("INSERT OR REPLACE INTO marks VALUES (?, ?, ?)", batch.marks)
@@ -527,10 +621,10 @@ class IndexStatus:
 
 
 def _create(path: Path) -> sqlite3.Connection:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{path}{suffix}")
-    connection = _connect(path, write=True)
+    connection = _connect(path, write=True, fresh=True)
     connection.executescript(_SCHEMA)
     connection.execute(
         "INSERT INTO meta VALUES ('version', ?), ('complete', 'false'), ('dropped', '0'), "
@@ -540,32 +634,49 @@ def _create(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _open_for_update(path: Path) -> tuple[sqlite3.Connection, bool]:
-    """The index, opened for writing; ``True`` if it had to be created afresh."""
-    if path.exists():
-        try:
-            connection = _connect(path, write=True)
-            if _meta(connection).get("version") == SCHEMA_VERSION:
-                return connection, False
-            connection.close()
-        except sqlite3.Error:
-            pass  # damaged: rebuild
-    return _create(path), True
+def _open_existing(path: Path, folder: Path) -> sqlite3.Connection | None:
+    """The index, opened to bring it up to date; ``None`` if it must be built afresh
+    (missing, unreadable, of another version, or a log shrank since)."""
+    if not path.exists():
+        return None
+    try:
+        connection = _connect(path, write=True)
+    except sqlite3.Error:
+        return None
+    try:
+        if _meta(connection).get("version") == SCHEMA_VERSION:
+            done = connection.execute("SELECT name, offset FROM files").fetchall()
+            if all(_size(folder / name) >= offset for name, offset in done):
+                return connection
+    except sqlite3.Error:
+        pass  # damaged: rebuild
+    connection.close()
+    return None
 
 
 def update(folder: Path, *, final: bool) -> IndexStatus:
     """Index what the run's logs gained since the last update; ``final``: the run has ended
     (an unfinished last line is then a bad line, and the index is marked complete)."""
     path = index_path(folder)
-    connection, rebuilt = _open_for_update(path)
+    connection = _open_existing(path, folder)
+    if connection is not None:
+        try:
+            return _update(connection, folder, path, final=final, rebuilt=False)
+        finally:
+            connection.close()
+    # Built aside, then renamed into place: a reader sees the old index or the whole new one.
+    building = path.with_name(f"{path.name}.building")
+    connection = _create(building)
     try:
-        done = dict(connection.execute("SELECT name, offset FROM files").fetchall())
-        if any(_size(folder / name) < offset for name, offset in done.items()):
-            connection.close()  # a log shrank or was replaced: start over
-            connection, rebuilt = _create(path), True
-        return _update(connection, folder, path, final=final, rebuilt=rebuilt)
+        status = _update(connection, folder, path, final=final, rebuilt=True)
+        connection.execute("PRAGMA journal_mode=WAL")
     finally:
         connection.close()
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
+    os.replace(building, path)
+    return status
 
 
 def _update(
@@ -577,12 +688,13 @@ def _update(
         for name, offset, lines in connection.execute("SELECT name, offset, lines FROM files")
     }
     meta = _meta(connection)
-    first, last, dropped = meta["first"], meta["last"], meta["dropped"]
+    dropped = meta["dropped"]
+    delay_bins = _delay_bins(settings)
     added = 0
     for name, client in log_files(folder):
         offset, line_count = done.get(name, (0, 0))
         parse: Callable[[str], Any] = parse_server_line if client is None else parse_client_line
-        batch = _Batch()
+        batch = _Batch(delay_bins)
         for number, position, raw in _lines(folder / name, offset, line_count, final):
             if raw is not None:
                 if number % _MARK_EVERY == 1:
@@ -602,16 +714,11 @@ def _update(
             connection.execute(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?)", (name, position, line_count)
             )
-            if batch.first is not None and batch.last is not None:
-                first = batch.first if first is None else min(first, batch.first)
-                last = batch.last if last is None else max(last, batch.last)
-            connection.executemany(
-                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [("first", json.dumps(first)), ("last", json.dumps(last)),
-                 ("dropped", json.dumps(dropped))],
-            )  # fmt: skip
+            connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('dropped', ?)", (json.dumps(dropped),)
+            )
             connection.execute("COMMIT")
-            batch = _Batch()
+            batch = _Batch(delay_bins)
         if batch.bad:  # the unfinished last line of a finished run
             connection.execute("BEGIN")
             _write(connection, batch)
@@ -621,7 +728,20 @@ def _update(
         if statement.strip():
             connection.execute(statement)
     _pair_timeouts(connection, settings.timeout_ms, DEFAULT_SLACK_MS)
-    connection.execute("INSERT OR REPLACE INTO meta VALUES ('complete', ?)", (json.dumps(final),))
+    longest = settings.timeout_ms / 1000 + 1.0
+    first, last = _span(connection, longest)
+    settled = _settle(connection, meta.get("settled", 0), last, longest, final)
+    values: list[tuple[str, Any]] = [
+        ("complete", final),
+        ("first", first),
+        ("last", last),
+        ("settled", settled),
+    ]
+    if final:  # a finished run's totals cannot change: computed once
+        values.append(("counters", _counters(connection)))
+    connection.executemany(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in values]
+    )
     connection.execute("COMMIT")
     lines = connection.execute("SELECT coalesce(sum(lines), 0) FROM files").fetchone()[0]
     bad = connection.execute("SELECT count(*) FROM bad_lines").fetchone()[0]
@@ -786,53 +906,11 @@ class RunIndex:
     def counters(self) -> dict[str, Any]:
         """The live view's counters, over the whole run: server totals, per-client totals
         and round-trip statistics (exact, from the 1 ms histogram)."""
-        requests, answered, ignored, keepalives = self.db.execute(
-            "SELECT coalesce(sum(requests), 0), coalesce(sum(answered), 0), "
-            "coalesce(sum(ignored), 0), coalesce(sum(keepalives), 0) FROM server_seconds"
-        ).fetchone()
-        last_response = self.db.execute(
-            "SELECT max(response) FROM exchanges WHERE s_line IS NOT NULL"
-        ).fetchone()[0]
-        clients = []
-        rows = self.db.execute(
-            "SELECT client, sum(sent), sum(answered), sum(timed_out), sum(late), sum(keepalives), "
-            "sum(rtt_sum), min(rtt_min), max(rtt_max) FROM client_seconds GROUP BY client "
-            "ORDER BY client"
-        ).fetchall()
-        for client, sent, c_answered, timed_out, late, c_keepalives, total, low, high in rows:
-            clients.append(
-                {
-                    "client": client,
-                    "sent": sent,
-                    "answered": c_answered,
-                    "timed_out": timed_out,
-                    "late": late,
-                    "keepalives": c_keepalives,
-                    "round_trip_ms": self._rtt_stats(client, c_answered, total, low, high),
-                }
-            )
-        return {
-            "server": {
-                "requests": requests,
-                "answered": answered,
-                "ignored": ignored,
-                "ignored_pct": round(100 * ignored / requests, 2) if requests else 0.0,
-                "keepalives": keepalives,
-                "last_response": last_response,
-                "bad_lines": self.db.execute("SELECT count(*) FROM bad_lines").fetchone()[0],
-            },
-            "clients": clients,
-        }
-
-    def _rtt_stats(
-        self, client: int, count: int, total: int, low: int | None, high: int | None
-    ) -> dict[str, float] | None:
-        if not count or low is None or high is None:
-            return None
-        histogram = self.db.execute(
-            "SELECT ms, n FROM rtt_hist WHERE client = ? ORDER BY ms", (client,)
-        ).fetchall()
-        return _stats(histogram, count, total, low, high)
+        meta = _meta(self.db)
+        if meta["complete"] and "counters" in meta:
+            counters: dict[str, Any] = meta["counters"]
+            return counters
+        return _counters(self.db)
 
     def round_trip_stats(self) -> dict[str, float] | None:
         """min/avg/p50/p95/max of every round trip of the run, all clients together."""
@@ -992,12 +1070,11 @@ class RunIndex:
 
     def timeline(self, start: float, end: float, width: int) -> dict[str, Any]:
         """The exchanges in ``[start, end)`` as bars, or, when there are more than fit,
-        their counts per lane, outcome and pixel."""
-        bucket = (end - start) / width
+        their counts per lane, outcome and second (or group of seconds, one per pixel
+        or more): a density that costs the same however many exchanges are behind it."""
         # Bars end after they start: take those that started up to a timeout earlier.
         reach = self._longest()
-        estimate = self._estimate(start - reach, end)
-        if estimate <= _MAX_BARS:
+        if self._estimate(start - reach, end) <= _MAX_BARS:
             rows = self.db.execute(
                 "SELECT id, client, outcome, request, response, peer, client_sent, "
                 "server_received, server_sent, client_done, t FROM exchanges "
@@ -1007,31 +1084,63 @@ class RunIndex:
             rows = [r for r in rows if (_end_of(r) or 0) >= start]
             if len(rows) <= _MAX_BARS:
                 columns = list(zip(*rows, strict=True)) if rows else [()] * len(_BAR_COLUMNS)
-                names = _BAR_COLUMNS
                 return {
                     "mode": "bars",
                     "from": start,
                     "to": end,
                     "width": width,
                     "count": len(rows),
-                    "bars": {name: list(col) for name, col in zip(names, columns, strict=True)},
+                    "bars": {
+                        name: list(column)
+                        for name, column in zip(_BAR_COLUMNS, columns, strict=True)
+                    },
                 }
+        wanted = (end - start) / width * _MIN_BUCKET_PX
+        step = next((s for s in _STEPS if s >= wanted), _STEPS[-1])
+        first = math.floor(start / step) * step
+        buckets = max(1, math.ceil((end - first) / step))
+        stop = first + buckets * step
+        settled = _meta(self.db).get("settled", 0)
         counts: dict[str, dict[str, list[int]]] = {}
-        for client, outcome, index, n in self.db.execute(
-            "SELECT client, outcome, CAST((t - ?) / ? AS INTEGER) AS b, count(*) "
-            "FROM exchanges WHERE t >= ? AND t < ? GROUP BY client, outcome, b",
-            (start, bucket, start, end),
+
+        def add(rows: Iterable[Sequence[int]]) -> None:
+            for bucket, lane, *numbers in rows:
+                series = counts.setdefault(str(lane) if lane else "server", {})
+                for outcome, n in zip(OUTCOMES, numbers, strict=True):
+                    if n:
+                        series.setdefault(outcome, [0] * buckets)[bucket] += n
+
+        sums = "sum(answered), sum(timed_out), sum(ignored), sum(late), sum(keepalive)"
+        # Whole tens of seconds from the tens, the seconds around them, then what is not
+        # settled yet (a live run's last few seconds) from the rows themselves.
+        tens_end = min(settled, stop) // 10 * 10 if step % 10 == 0 else first
+        if tens_end > first:
+            add(self.db.execute(
+                f"SELECT (ten * 10 - ?) / ? AS b, client, {sums} FROM lane_tens "
+                "WHERE ten >= ? AND ten < ? GROUP BY b, client",
+                (first, step, first // 10, tens_end // 10),
+            ))  # fmt: skip
+        add(self.db.execute(
+            f"SELECT (second - ?) / ? AS b, client, {sums} FROM lane_seconds "
+            "WHERE second >= ? AND second < ? GROUP BY b, client",
+            (first, step, max(first, tens_end), min(settled, stop)),
+        ))  # fmt: skip
+        tail = []
+        for bucket, lane, outcome, n in self.db.execute(
+            "SELECT CAST((t - ?) / ? AS INTEGER) AS b, coalesce(client, 0) AS lane, outcome, "
+            "count(*) FROM exchanges WHERE t >= ? AND t < ? GROUP BY b, lane, outcome",
+            (first, step, max(first, settled), stop),
         ):
-            lane = counts.setdefault(str(client) if client is not None else "server", {})
-            series = lane.setdefault(OUTCOMES[outcome], [0] * width)
-            if 0 <= index < width:
-                series[index] += n
+            numbers = [0] * len(OUTCOMES)
+            numbers[outcome] = n
+            tail.append((bucket, lane, *numbers))
+        add(tail)
         return {
             "mode": "counts",
-            "from": start,
+            "from": first,
             "to": end,
-            "width": width,
-            "bucket": bucket,
+            "width": buckets,
+            "bucket": step,
             "count": sum(sum(s) for lane in counts.values() for s in lane.values()),
             "counts": counts,
         }
@@ -1054,24 +1163,73 @@ class RunIndex:
         ).fetchone()
         return int(max(server, clients[1]) + clients[0])
 
+    def _buckets(self, start: float, end: float, width: int) -> tuple[int, int, int, int]:
+        """Whole-second buckets at least _MIN_BUCKET_PX wide over a window: (seconds per
+        bucket, first second, how many, where the ten-second totals stop serving it)."""
+        wanted = (end - start) / width * _MIN_BUCKET_PX
+        step = next((s for s in _STEPS if s >= wanted), _STEPS[-1])
+        first = math.floor(start / step) * step
+        buckets = max(1, math.ceil((end - first) / step))
+        settled = _meta(self.db).get("settled", 0)
+        stop = first + buckets * step
+        tens_end = min(settled, stop) // 10 * 10 if step % 10 == 0 else first
+        return step, first, buckets, max(first, tens_end)
+
+    def _per_bucket(
+        self,
+        columns: str,
+        table: str,
+        where: str,
+        start: float,
+        end: float,
+        width: int,
+        group: str = "",
+    ) -> tuple[int, int, list[tuple[Any, ...]]]:
+        """``(bucket, *group, *columns)`` rows of a per-second table over a window, its
+        settled tens of seconds read from the ``*_tens`` table beside it."""
+        step, first, buckets, tens_end = self._buckets(start, end, width)
+        keys = f"b{', ' + group if group else ''}"
+        rows: list[tuple[Any, ...]] = []
+        if tens_end > first:
+            rows += self.db.execute(
+                f"SELECT (ten * 10 - ?) / ? AS b{', ' + group if group else ''}, {columns} "
+                f"FROM {table}_tens WHERE ten >= ? AND ten < ? {where} GROUP BY {keys}",
+                (first, step, first // 10, tens_end // 10),
+            ).fetchall()
+        rows += self.db.execute(
+            f"SELECT (second - ?) / ? AS b{', ' + group if group else ''}, {columns} "
+            f"FROM {table}_seconds WHERE second >= ? AND second < ? {where} GROUP BY {keys}",
+            (first, step, tens_end, first + buckets * step),
+        ).fetchall()
+        return step, first, rows
+
     def charts(self, start: float, end: float, width: int) -> dict[str, Any]:
         """Round trips per client, rates and server delays over ``[start, end)``, each at
-        most ``width`` points a series."""
-        bucket = max((end - start) / width, 0.001)
+        most ``width`` points a series: from the rows in a short window, from the totals
+        per second (and per ten seconds) in a long one."""
         clients = self.clients()
         rtt: dict[str, list[list[float | None]]] = {}
-        if bucket >= 1:
-            step = max(1, round(bucket))
-            for client, b, n, total, low, high in self.db.execute(
-                "SELECT client, (second - ?) / ? AS b, sum(answered), sum(rtt_sum), "
-                "min(rtt_min), max(rtt_max) FROM client_seconds WHERE second >= ? AND second < ? "
-                "AND answered > 0 GROUP BY client, b ORDER BY client, b",
-                (math.floor(start), step, math.floor(start), math.ceil(end)),
-            ):
+        if self._estimate(start, end) > _MAX_BARS:
+            step, first, rows = self._per_bucket(
+                "sum(answered), sum(rtt_sum), min(rtt_min), max(rtt_max)", "client",
+                "AND answered > 0", start, end, width, group="client",
+            )  # fmt: skip
+            merged: dict[tuple[int, int], list[int]] = {}
+            for b, client, n, total, low, high in rows:
+                known = merged.get((client, b))
+                if known is None:
+                    merged[client, b] = [n, total, low, high]
+                else:
+                    known[0] += n
+                    known[1] += total
+                    known[2] = min(known[2], low)
+                    known[3] = max(known[3], high)
+            for (client, b), (n, total, low, high) in sorted(merged.items()):
                 rtt.setdefault(str(client), []).append(
-                    [math.floor(start) + b * step + step / 2, round(total / n, 1), low, high]
+                    [first + b * step + step / 2, round(total / n, 1), low, high]
                 )
         else:
+            bucket = max((end - start) / width, 0.001)
             for client, b, avg, low, high in self.db.execute(
                 "SELECT client, CAST((client_done - ?) / ? AS INTEGER) AS b, "
                 "avg(client_done - client_sent) * 1000, min(client_done - client_sent) * 1000, "
@@ -1085,62 +1243,58 @@ class RunIndex:
                 rtt.setdefault(str(client), []).append(
                     [start + (b + 0.5) * bucket, round(avg, 1), round(low), round(high)]
                 )
-        step_s = max(1, math.ceil(bucket))
+        step, first, buckets, _tens = self._buckets(start, end, width)
         rates: dict[int, dict[str, int]] = {}
         for b, requests, answered, ignored in self.db.execute(
             "SELECT (second - ?) / ? AS b, sum(requests), sum(answered), sum(ignored) "
             "FROM server_seconds WHERE second >= ? AND second < ? GROUP BY b",
-            (math.floor(start), step_s, math.floor(start), math.ceil(end)),
+            (first, step, first, first + buckets * step),
         ):
             rates[b] = {"requests": requests, "answered": answered, "ignored": ignored,
                         "timed_out": 0}  # fmt: skip
-        for b, timed_out in self.db.execute(
-            "SELECT (second - ?) / ? AS b, sum(timed_out) FROM client_seconds "
-            "WHERE second >= ? AND second < ? GROUP BY b",
-            (math.floor(start), step_s, math.floor(start), math.ceil(end)),
-        ):
-            rates.setdefault(b, {"requests": 0, "answered": 0, "ignored": 0, "timed_out": 0})[
-                "timed_out"
-            ] = timed_out
+        _step, _first, timeouts = self._per_bucket(
+            "sum(timed_out)", "client", "", start, end, width
+        )
+        for b, timed_out in timeouts:
+            empty = {"requests": 0, "answered": 0, "ignored": 0, "timed_out": 0}
+            rates.setdefault(b, empty)["timed_out"] += timed_out
         return {
             "from": start,
             "to": end,
             "width": width,
             "clients": clients,
             "round_trips": rtt,
-            "rate_step_s": step_s,
-            "rates": [
-                {"t": math.floor(start) + b * step_s, **counts}
-                for b, counts in sorted(rates.items())
-            ],
+            "rate_step_s": step,
+            "rates": [{"t": first + b * step, **counts} for b, counts in sorted(rates.items())],
             "delays": self.delays(start, end),
         }
 
     def delays(self, start: float | None = None, end: float | None = None) -> dict[str, Any]:
-        """The histogram of server delays (20 bins over the delay range) in a window, or over
-        the whole run."""
-        settings = _settings(self.folder)
-        low, high = settings.delay_ms.low, settings.delay_ms.high
-        width = max(1, -(-(high - low + 1) // 20))
-        counts = [0] * 20
+        """The histogram of server delays (20 bins over the delay range) of the answers
+        sent in the seconds of a window, or over the whole run."""
+        low, bin_width = _delay_bins(_settings(self.folder))
+        counts = [0] * DELAY_BINS
         meta = _meta(self.db)
-        whole = (
-            start is None
-            or end is None
-            or (meta["first"] is not None and start <= meta["first"] and end > meta["last"])
-        )
-        if whole:
-            rows = self.db.execute("SELECT ms, n FROM delay_hist").fetchall()
-        else:
+        start = meta["first"] if start is None else start
+        end = (None if meta["last"] is None else meta["last"] + 0.001) if end is None else end
+        if start is not None and end is not None:
+            # The seconds the window touches: whole settled tens from the tens, the rest
+            # (its edges, and what is not settled yet) second by second.
+            first, stop = math.floor(start), math.ceil(end)
+            tens_from = -(-first // 10) * 10
+            tens_to = max(tens_from, min(meta.get("settled", 0), stop) // 10 * 10)
             rows = self.db.execute(
-                "SELECT CAST(round((server_sent - server_received) * 1000) AS INTEGER) AS d, "
-                "count(*) FROM exchanges WHERE outcome IN (0, 1) AND server_sent IS NOT NULL "
-                "AND t >= ? AND t < ? GROUP BY d",
-                (start, end),
+                "SELECT bin, sum(n) FROM delay_tens WHERE ten >= ? AND ten < ? GROUP BY bin",
+                (tens_from // 10, tens_to // 10),
             ).fetchall()
-        for ms, n in rows:
-            counts[min(max((ms - low) // width, 0), 19)] += n
-        return {"low": low, "width": width, "counts": counts}
+            rows += self.db.execute(
+                "SELECT bin, sum(n) FROM delay_seconds WHERE second >= ? AND second < ? "
+                "AND (second < ? OR second >= ?) GROUP BY bin",
+                (first, stop, tens_from, tens_to),
+            ).fetchall()
+            for bin_, n in rows:
+                counts[bin_] += n
+        return {"low": low, "width": bin_width, "counts": counts}
 
     def rates_series(self, points: int = 600) -> list[tuple[float, int, int]]:
         """``(seconds since the first, requests, answered)`` per step over the whole run."""
@@ -1158,6 +1312,49 @@ class RunIndex:
                 (first, step),
             )
         ]
+
+
+def _counters(db: sqlite3.Connection) -> dict[str, Any]:
+    requests, answered, ignored, keepalives, last_response = db.execute(
+        "SELECT coalesce(sum(requests), 0), coalesce(sum(answered), 0), "
+        "coalesce(sum(ignored), 0), coalesce(sum(keepalives), 0), max(last_response) "
+        "FROM server_seconds"
+    ).fetchone()
+    clients = []
+    rows = db.execute(
+        "SELECT client, sum(sent), sum(answered), sum(timed_out), sum(late), sum(keepalives), "
+        "sum(rtt_sum), min(rtt_min), max(rtt_max) FROM client_seconds GROUP BY client "
+        "ORDER BY client"
+    ).fetchall()
+    for client, sent, c_answered, timed_out, late, c_keepalives, total, low, high in rows:
+        histogram = db.execute(
+            "SELECT ms, n FROM rtt_hist WHERE client = ? ORDER BY ms", (client,)
+        ).fetchall()
+        clients.append(
+            {
+                "client": client,
+                "sent": sent,
+                "answered": c_answered,
+                "timed_out": timed_out,
+                "late": late,
+                "keepalives": c_keepalives,
+                "round_trip_ms": _stats(histogram, c_answered, total, low, high)
+                if c_answered and low is not None and high is not None
+                else None,
+            }
+        )
+    return {
+        "server": {
+            "requests": requests,
+            "answered": answered,
+            "ignored": ignored,
+            "ignored_pct": round(100 * ignored / requests, 2) if requests else 0.0,
+            "keepalives": keepalives,
+            "last_response": None if last_response is None or last_response < 0 else last_response,
+            "bad_lines": db.execute("SELECT count(*) FROM bad_lines").fetchone()[0],
+        },
+        "clients": clients,
+    }
 
 
 def _stats(

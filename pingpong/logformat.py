@@ -191,10 +191,11 @@ def _response(text: str) -> Response:
 
 
 _N = "(0|[1-9][0-9]*)"
-_D = "([0-9]{4})-([0-9]{2})-([0-9]{2})"
-_T = r"([0-9]{2}):([0-9]{2}):([0-9]{2})\.([0-9]{3})"
-# The two lines that make up most of any log, each matched in one go (the general parser
-# below takes a field at a time, which costs three times as much on a long run's logs).
+_D = "([0-9]{4}-[0-9]{2}-[0-9]{2})"
+_T = r"([0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3})"
+# The two lines that make up most of any log, each matched in one go, their fixed-width
+# date and times read by datetime.fromisoformat (the general parser below takes a field
+# at a time, which costs four times as much on a long run's logs).
 _FAST_ANSWERED = re.compile(rf"{_D};{_T};\[{_N}\] PING;{_T};\[{_N}/{_N}\] PONG \({_N}\)\n?")
 _FAST_KEEPALIVE = re.compile(rf"{_D};;;{_T};\[{_N}\] keepalive\n?")
 
@@ -205,23 +206,19 @@ def _fast(line: str) -> Answered | Unpaired | None:
     try:
         match = _FAST_ANSWERED.fullmatch(line)
         if match is not None:
-            (year, month, day, hour, minute, second, ms, request, hour2, minute2, second2, ms2,
-             response, answered, client) = match.groups()  # fmt: skip
+            day, start_text, request, end_text, response, answered, client = match.groups()
             if request != answered:  # no leading zeros: equal numbers are equal strings
                 return None
-            start = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                             int(second), int(ms) * 1000)  # fmt: skip
-            end = start.replace(hour=int(hour2), minute=int(minute2), second=int(second2),
-                                microsecond=int(ms2) * 1000)  # fmt: skip
+            start = datetime.fromisoformat(f"{day}T{start_text}")
+            end = datetime.fromisoformat(f"{day}T{end_text}")
             if end < start:
                 end += timedelta(days=1)
             number = int(request)
             return Answered(start, Ping(number), end, Pong(int(response), number, int(client)))
         match = _FAST_KEEPALIVE.fullmatch(line)
         if match is not None:
-            year, month, day, hour, minute, second, ms, response = match.groups()
-            instant = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                               int(second), int(ms) * 1000)  # fmt: skip
+            day, time_text, response = match.groups()
+            instant = datetime.fromisoformat(f"{day}T{time_text}")
             return Unpaired(instant, Keepalive(int(response)))
     except ValueError:  # no such date or time: the general parser says why
         return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import math
 import shutil
 import sqlite3
 import subprocess
@@ -245,7 +246,8 @@ def contents(folder: Path) -> tuple[Any, ...]:
         key=repr,
     )  # fmt: skip
     with RunIndex(folder) as index:
-        return exchanges, index.counters(), index.status()["bad_lines"]
+        lanes = rows(folder, "SELECT * FROM lane_seconds ORDER BY second, client")
+        return exchanges, index.counters(), index.status()["bad_lines"], lanes
 
 
 def test_a_live_run_indexed_bit_by_bit_equals_one_built_at_the_end(
@@ -371,7 +373,7 @@ def test_timeline_bars_then_counts_per_pixel(
     update(midnight_run, final=True)
     with RunIndex(midnight_run) as index:
         status = index.status()
-        start, end = status["first"], status["first"] + 5
+        start, end = status["first"] + 10.3, status["first"] + 15.3
         bars = index.timeline(start, end, 800)
         assert bars["mode"] == "bars"
         everything = index.exchanges(Filter(), limit=10**6)
@@ -382,14 +384,46 @@ def test_timeline_bars_then_counts_per_pixel(
         }  # fmt: skip
         assert set(bars["bars"]["id"]) == expected
         monkeypatch.setattr(runindex, "_MAX_BARS", 10)
-        counts = index.timeline(start, end, 800)
-        assert counts["mode"] == "counts"
-        inside = [row for row in everything if start <= row[1] < end]
-        assert counts["count"] == len(inside)
-        lane = counts["counts"]["2"]
-        assert sum(lane["answered"]) == sum(
-            1 for row in inside if row[2] == 2 and row[3] == OUTCOMES.index("answered")
-        )
+        # Buckets of whole seconds, at least 3 pixels wide: by the second, or by tens of
+        # seconds (counted from the ten-second totals).
+        for width, step in ((800, 1), (2, 10), (1, 20)):
+            counts = index.timeline(start, end, width)
+            assert counts["mode"] == "counts"
+            assert counts["bucket"] == step
+            assert counts["from"] == math.floor(start / step) * step
+            # Counted by whole seconds: those the window touches.
+            stop = counts["from"] + counts["width"] * step
+            inside = [row for row in everything if counts["from"] <= row[1] < stop]
+            assert counts["count"] == len(inside)
+            answered = OUTCOMES.index("answered")
+            for b, n in enumerate(counts["counts"]["2"]["answered"]):
+                low = counts["from"] + b * step
+                assert n == sum(
+                    1 for row in inside
+                    if row[2] == 2 and row[3] == answered and low <= row[1] < low + step
+                )  # fmt: skip
+
+
+def test_a_live_index_counts_its_unsettled_seconds_from_the_rows(
+    midnight_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runindex, "_MAX_BARS", 10)
+    live = tmp_path / "2026-12-31_23-59-40"
+    copy_growing(midnight_run, live, 0.6)
+    update(live, final=False)
+    update(midnight_run, final=True)
+    with RunIndex(live) as growing, RunIndex(midnight_run) as whole:
+        status = growing.status()
+        assert not status["complete"]
+        settled = runindex._meta(growing.db)["settled"]
+        assert status["first"] < settled < status["last"]
+        # A window across the settled boundary counts as the finished index does, up to
+        # what the live one has read.
+        start, end = settled - 8, settled + 2
+        ours = growing.timeline(start, end, 800)["counts"]
+        theirs = whole.timeline(start, end, 800)["counts"]
+        assert ours["1"]["answered"][:8] == theirs["1"]["answered"][:8]
+        assert sum(ours["1"]["answered"]) > 0
 
 
 def test_charts_add_up_to_the_totals(midnight_run: Path) -> None:
@@ -413,6 +447,27 @@ def test_charts_add_up_to_the_totals(midnight_run: Path) -> None:
         cdf = index.cdf()
         assert cdf[-1][1] == 1.0
         assert [p[0] for p in cdf] == sorted(p[0] for p in cdf)
+
+
+def test_windowed_delays_count_the_seconds_the_window_touches(midnight_run: Path) -> None:
+    update(midnight_run, final=True)
+    with RunIndex(midnight_run) as index:
+        status = index.status()
+        low, width = runindex._delay_bins(SHORT)
+        sent = [
+            (row[9], round((row[9] - row[8]) * 1000))
+            for row in index.exchanges(Filter(), limit=10**6)
+            if row[9] is not None and row[8] is not None and row[3] in (0, 1)
+        ]
+        for offset, span in ((0.5, 3.2), (3.7, 25.0), (10.0, 20.0), (0, 60)):
+            start = status["first"] + offset
+            end = start + span
+            expected = [0] * runindex.DELAY_BINS
+            for when, delay in sent:
+                if math.floor(start) <= when < math.ceil(end):
+                    expected[min(max((delay - low) // width, 0), runindex.DELAY_BINS - 1)] += 1
+            assert index.delays(start, end)["counts"] == expected, (offset, span)
+        assert sum(index.delays()["counts"]) == index.counters()["server"]["answered"]
 
 
 def test_an_unwritable_run_folder_gets_its_index_elsewhere(
