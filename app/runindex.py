@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -73,13 +74,14 @@ __all__ = [
 ]
 
 INDEX_NAME = "index.sqlite"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 #: Outcome codes as stored; the API speaks the names.
 OUTCOMES = ("answered", "timed out", "ignored", "late", "keepalive")
 ANSWERED, TIMED_OUT, IGNORED, LATE, KEEPALIVE = range(5)
 _CHUNK_BYTES = 4 << 20  # read and commit the logs this much at a time: memory stays flat
 _MARK_EVERY = 1024  # a line-offset mark every this many lines, to find any line quickly
-_MAX_BARS = 20_000  # more exchanges than this in a timeline window: counts per pixel instead
+_MAX_BARS = 10_000  # more exchanges than this in a timeline window: counts per pixel instead
+_MAX_ROWS_COUNTED = 60_000  # up to this many, counts come from the rows at pixel resolution
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,9 +142,12 @@ _MIN_BUCKET_PX = 3
 # Made once the first update is done: sorting all rows once is far cheaper than keeping
 # these in order row by row while a big run is first read.
 _INDEXES = """
-CREATE INDEX IF NOT EXISTS ex_t ON exchanges(t, client, outcome);
+-- On t alone: an index holds the rowid last, so this one is in (t, id) order, the order
+-- of every page, forwards and backwards.
+CREATE INDEX IF NOT EXISTS ex_t ON exchanges(t);
 CREATE INDEX IF NOT EXISTS ex_client ON exchanges(client, t);
 CREATE INDEX IF NOT EXISTS ex_outcome ON exchanges(outcome, t);
+CREATE INDEX IF NOT EXISTS ex_request ON exchanges(request, t);
 CREATE INDEX IF NOT EXISTS ex_ignored ON exchanges(server_received, s_line) WHERE outcome = 2;
 CREATE INDEX IF NOT EXISTS ex_unpaired ON exchanges(client_sent, client, c_line)
     WHERE outcome = 1 AND s_line IS NULL;
@@ -951,7 +956,21 @@ class RunIndex:
     ) -> list[tuple[Any, ...]]:
         """Rows in time order: the first ``limit`` after ``after`` or the last ``limit``
         before ``before`` (then still returned in time order)."""
-        clause, values = where.where()
+        # One lower and one upper bound on t, the tighter of the window's and the cursor's:
+        # SQLite starts the index scan from a single bound.
+        low, low_op = where.start, ">="
+        high, high_op = where.end, "<"
+        if after is not None and (low is None or after[0] >= low):
+            low = after[0]
+        if before is not None and (high is None or before[0] < high):
+            high, high_op = before[0], "<="
+        clause, values = dataclasses.replace(where, start=None, end=None).where()
+        if low is not None:
+            clause += f" AND t {low_op} ?"
+            values.append(low)
+        if high is not None:
+            clause += f" AND t {high_op} ?"
+            values.append(high)
         order = "ASC"
         if after is not None:
             clause += " AND (t > ? OR (t = ? AND id > ?))"
@@ -968,9 +987,40 @@ class RunIndex:
         return rows[::-1] if order == "DESC" else rows
 
     def count(self, where: Filter) -> int:
-        clause, values = where.where()
-        return int(self.db.execute(f"SELECT count(*) FROM exchanges WHERE {clause}", values)
-                   .fetchone()[0])  # fmt: skip
+        """How many exchanges match. Without a request number, the whole settled seconds
+        of the window are summed from ``lane_seconds`` and only its edges counted row by
+        row, so a count over an hour of a busy run costs milliseconds."""
+        if where.request is not None:
+            clause, values = where.where()
+            return int(self.db.execute(f"SELECT count(*) FROM exchanges WHERE {clause}", values)
+                       .fetchone()[0])  # fmt: skip
+        settled = _meta(self.db).get("settled", 0)
+        inner_from = -(2**62) if where.start is None else math.ceil(where.start)
+        inner_to = min(settled, 2**62 if where.end is None else math.floor(where.end))
+        if inner_to <= inner_from:
+            clause, values = where.where()
+            return int(self.db.execute(f"SELECT count(*) FROM exchanges WHERE {clause}", values)
+                       .fetchone()[0])  # fmt: skip
+        columns = ("answered", "timed_out", "ignored", "late", "keepalive")
+        chosen = where.outcomes or tuple(range(len(OUTCOMES)))
+        total_sql = " + ".join(columns[o] for o in chosen)
+        lanes = [0 if c is None else c for c in where.clients]
+        lane_clause = f"AND client IN ({','.join('?' * len(lanes))})" if lanes else ""
+        inner = self.db.execute(
+            f"SELECT coalesce(sum({total_sql}), 0) FROM lane_seconds "
+            f"WHERE second >= ? AND second < ? {lane_clause}",
+            [inner_from, inner_to, *lanes],
+        ).fetchone()[0]
+        edges = 0
+        for low, high in ((where.start, inner_from), (inner_to, where.end)):
+            part = dataclasses.replace(where, start=low, end=high)
+            if low is not None and high is not None and high <= low:
+                continue
+            clause, values = part.where()
+            edges += self.db.execute(
+                f"SELECT count(*) FROM exchanges WHERE {clause}", values
+            ).fetchone()[0]
+        return int(inner + edges)
 
     def exchange(self, row_id: int) -> tuple[Any, ...] | None:
         row: tuple[Any, ...] | None = self.db.execute(
@@ -1070,11 +1120,16 @@ class RunIndex:
 
     def timeline(self, start: float, end: float, width: int) -> dict[str, Any]:
         """The exchanges in ``[start, end)`` as bars, or, when there are more than fit,
-        their counts per lane, outcome and second (or group of seconds, one per pixel
-        or more): a density that costs the same however many exchanges are behind it."""
+        their counts per lane, outcome and bucket of at least 3 pixels: counted from the
+        rows in a mid-sized window, from the totals per second (or ten) in a wide one, so
+        that it costs about the same however many exchanges are behind it.
+
+        Bars carry their times as whole milliseconds after ``base`` (a whole second):
+        a third of the bytes of epoch seconds, and exact."""
         # Bars end after they start: take those that started up to a timeout earlier.
         reach = self._longest()
-        if self._estimate(start - reach, end) <= _MAX_BARS:
+        estimate = self._estimate(start - reach, end)
+        if estimate <= _MAX_BARS:
             rows = self.db.execute(
                 "SELECT id, client, outcome, request, response, peer, client_sent, "
                 "server_received, server_sent, client_done, t FROM exchanges "
@@ -1083,18 +1138,27 @@ class RunIndex:
             ).fetchall()
             rows = [r for r in rows if (_end_of(r) or 0) >= start]
             if len(rows) <= _MAX_BARS:
+                base = math.floor(start - reach)
                 columns = list(zip(*rows, strict=True)) if rows else [()] * len(_BAR_COLUMNS)
+                bars: dict[str, list[Any]] = {}
+                for name, column in zip(_BAR_COLUMNS, columns, strict=True):
+                    if name in _BAR_TIMES:
+                        bars[name] = [
+                            None if t is None else round((t - base) * 1000) for t in column
+                        ]
+                    else:
+                        bars[name] = list(column)
                 return {
                     "mode": "bars",
                     "from": start,
                     "to": end,
                     "width": width,
+                    "base": base,
                     "count": len(rows),
-                    "bars": {
-                        name: list(column)
-                        for name, column in zip(_BAR_COLUMNS, columns, strict=True)
-                    },
+                    "bars": bars,
                 }
+        if estimate <= _MAX_ROWS_COUNTED:
+            return self._counted_rows(start, end, width)
         wanted = (end - start) / width * _MIN_BUCKET_PX
         step = next((s for s in _STEPS if s >= wanted), _STEPS[-1])
         first = math.floor(start / step) * step
@@ -1138,6 +1202,29 @@ class RunIndex:
         return {
             "mode": "counts",
             "from": first,
+            "to": end,
+            "width": buckets,
+            "bucket": step,
+            "count": sum(sum(s) for lane in counts.values() for s in lane.values()),
+            "counts": counts,
+        }
+
+    def _counted_rows(self, start: float, end: float, width: int) -> dict[str, Any]:
+        """Counts per lane, outcome and bucket of _MIN_BUCKET_PX pixels, from the rows."""
+        buckets = max(1, width // _MIN_BUCKET_PX)
+        step = (end - start) / buckets
+        counts: dict[str, dict[str, list[int]]] = {}
+        for bucket, lane, outcome, n in self.db.execute(
+            "SELECT CAST((t - ?) / ? AS INTEGER) AS b, coalesce(client, 0) AS lane, outcome, "
+            "count(*) FROM exchanges WHERE t >= ? AND t < ? GROUP BY b, lane, outcome",
+            (start, step, start, end),
+        ):
+            if 0 <= bucket < buckets:
+                series = counts.setdefault(str(lane) if lane else "server", {})
+                series.setdefault(OUTCOMES[outcome], [0] * buckets)[bucket] += n
+        return {
+            "mode": "counts",
+            "from": start,
             "to": end,
             "width": buckets,
             "bucket": step,
@@ -1208,32 +1295,31 @@ class RunIndex:
         most ``width`` points a series: from the rows in a short window, from the totals
         per second (and per ten seconds) in a long one."""
         clients = self.clients()
-        rtt: dict[str, list[list[float | None]]] = {}
+        rtt: dict[str, list[list[float]]] = {}
         if self._estimate(start, end) > _MAX_BARS:
             step, first, rows = self._per_bucket(
-                "sum(answered), sum(rtt_sum), min(rtt_min), max(rtt_max)", "client",
-                "AND answered > 0", start, end, width, group="client",
-            )  # fmt: skip
+                "sum(answered), sum(rtt_sum)",
+                "client",
+                "AND answered > 0",
+                start,
+                end,
+                width,
+                group="client",
+            )
             merged: dict[tuple[int, int], list[int]] = {}
-            for b, client, n, total, low, high in rows:
-                known = merged.get((client, b))
-                if known is None:
-                    merged[client, b] = [n, total, low, high]
-                else:
-                    known[0] += n
-                    known[1] += total
-                    known[2] = min(known[2], low)
-                    known[3] = max(known[3], high)
-            for (client, b), (n, total, low, high) in sorted(merged.items()):
+            for b, client, n, total in rows:
+                known = merged.setdefault((client, b), [0, 0])
+                known[0] += n
+                known[1] += total
+            for (client, b), (n, total) in sorted(merged.items()):
                 rtt.setdefault(str(client), []).append(
-                    [first + b * step + step / 2, round(total / n, 1), low, high]
+                    [first + b * step + step / 2, round(total / n, 1)]
                 )
         else:
             bucket = max((end - start) / width, 0.001)
-            for client, b, avg, low, high in self.db.execute(
+            for client, b, avg in self.db.execute(
                 "SELECT client, CAST((client_done - ?) / ? AS INTEGER) AS b, "
-                "avg(client_done - client_sent) * 1000, min(client_done - client_sent) * 1000, "
-                "max(client_done - client_sent) * 1000 FROM exchanges "
+                "avg(client_done - client_sent) * 1000 FROM exchanges "
                 "WHERE outcome = 0 AND t >= ? AND t < ? AND client_done IS NOT NULL "
                 "GROUP BY client, b ORDER BY client, b",
                 (start, bucket, start - self._longest(), end),
@@ -1241,7 +1327,7 @@ class RunIndex:
                 if b < 0 or b >= width:
                     continue
                 rtt.setdefault(str(client), []).append(
-                    [start + (b + 0.5) * bucket, round(avg, 1), round(low), round(high)]
+                    [round(start + (b + 0.5) * bucket, 3), round(avg, 1)]
                 )
         step, first, buckets, _tens = self._buckets(start, end, width)
         rates: dict[int, dict[str, int]] = {}
@@ -1381,6 +1467,7 @@ def _stats(
     }
 
 
+_BAR_TIMES = {"client_sent", "server_received", "server_sent", "client_done", "t"}
 _BAR_COLUMNS = (
     "id", "client", "outcome", "request", "response", "peer",
     "client_sent", "server_received", "server_sent", "client_done", "t",

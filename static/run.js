@@ -93,7 +93,14 @@
       el("dt", { text: k }), el("dd", { text: text(v) }),
     ]));
     $("#run-error").textContent = run.error || "";
-    $("#processes").replaceChildren(...(run.processes || []).map((p) => el("tr", {},
+    const processes = run.processes || [];
+    const failed = processes.filter((p) => p.exit_code !== 0 && p.exit_code !== null).length;
+    setText($("#processes-summary"), `Processes (${processes.length}${failed ? `, ${failed} failed` : ", all exited 0"})`);
+    if (!renderRun.folded) { // many processes fold away, once: the user may open them
+      renderRun.folded = true;
+      $("#processes-box").open = processes.length <= 6 || failed > 0;
+    }
+    $("#processes").replaceChildren(...processes.map((p) => el("tr", {},
       el("td", { text: p.role }), el("td", { text: text(p.pid) }),
       el("td", { text: `${p.state}${p.killed ? " (killed)" : ""}` }), el("td", { text: text(p.exit_code) }))));
     renderVerdict(run.check, run.state);
@@ -213,7 +220,11 @@
   }
 
   // ---- the shared window ----------------------------------------------------------------
-  let windowTimer = null;
+  // One load at a time: while one is on its way, views only pile up as "load again", and
+  // the latest view is loaded as soon as it is back. Input-to-data times are kept for the
+  // benchmark (window.pingpongRunPage.latencies, ms).
+  const loading = { busy: false, again: false, changedAt: null, latencies: [] };
+  window.pingpongRunPage = loading;
 
   function setView(from, to, byUser) {
     if (byUser && state.follow) setFollow(false);
@@ -221,8 +232,8 @@
     timeline.setView(from, to, false, true);
     setText($("#window-label"), `${T.clock(from)} – ${T.clock(to)} (${T.duration(to - from)})`);
     for (const chart of [charts.rtt, charts.rates]) if (chart) chart.redraw(true, false);
-    clearTimeout(windowTimer);
-    windowTimer = setTimeout(loadWindow, byUser ? 120 : 0);
+    if (byUser) loading.changedAt = performance.now();
+    loadWindow();
   }
 
   function wholeRun() {
@@ -247,21 +258,50 @@
   }
 
   async function loadWindow() {
+    if (loading.busy) {
+      loading.again = true;
+      return;
+    }
+    loading.busy = true;
+    try {
+      do {
+        loading.again = false;
+        await loadView(loading.changedAt);
+      } while (loading.again);
+    } finally {
+      loading.busy = false;
+    }
+  }
+
+  const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
+
+  // The timeline first (what the user is moving), then the charts and the table together:
+  // they would otherwise share the server, and the timeline would wait for them.
+  async function loadView(changedAt) {
     if (!state.view) return;
     const { from, to } = state.view;
     const width = timeline.pixelWidth();
     const query = `from=${from.toFixed(3)}&to=${to.toFixed(3)}&width=${width}`;
-    const loads = [
-      getJSON("timeline", `${api("timeline")}?${query}`).then((data) => {
-        timeline.setData(data);
-        if (!data.count) timeline.setMessage("no exchanges in this window");
-      }),
-      getJSON("charts", `${api("charts")}?${query}`).then((data) => charts.render(data)),
-    ];
-    if (table.filters.window) loads.push(table.load(state.follow ? LAST_PAGE : null));
-    const results = await Promise.allSettled(loads);
-    for (const result of results) {
-      if (result.status === "rejected" && !aborted(result.reason)) showStatus("error", result.reason.message);
+    const failed = (error) => {
+      if (!aborted(error)) showStatus("error", error.message);
+    };
+    try {
+      const data = await getJSON("timeline", `${api("timeline")}?${query}`);
+      timeline.setData(data);
+      if (!data.count) timeline.setMessage("no exchanges in this window");
+      if (changedAt !== null && !loading.again) {
+        await nextFrame(); // on screen once the next frame is drawn
+        loading.latencies.push(performance.now() - changedAt);
+        if (loading.changedAt === changedAt) loading.changedAt = null;
+      }
+    } catch (error) {
+      failed(error);
+    }
+    if (loading.again) return; // the view moved on meanwhile: load that one instead
+    const rest = [getJSON("charts", `${api("charts")}?${query}`).then((data) => charts.render(data))];
+    if (table.filters.window) rest.push(table.load(state.follow ? LAST_PAGE : null));
+    for (const result of await Promise.allSettled(rest)) {
+      if (result.status === "rejected") failed(result.reason);
     }
     document.body.dataset.windowLoaded = String(Number(document.body.dataset.windowLoaded || 0) + 1);
   }
@@ -270,10 +310,7 @@
   const timeline = new T.Timeline($("#timeline"), {
     onView: (from, to, byUser) => {
       if (byUser) setView(from, to, true);
-      else if (state.view) { // resized: the same window, more or fewer pixels
-        clearTimeout(windowTimer);
-        windowTimer = setTimeout(loadWindow, 150);
-      }
+      else if (state.view) loadWindow(); // resized: the same window, more or fewer pixels
     },
     onSelect: (bar) => table.showAround(bar),
     onKey: (key) => {
@@ -440,7 +477,8 @@
         $("#table-window").checked = false;
         this.filters.window = false;
       }
-      this.load(`after:${exchange.t}:${exchange.id - 1}`).then(() => {
+      // From half a millisecond before it: its time may have crossed JSON as a rounded float.
+      this.load(`after:${exchange.t - 0.0005}:0`).then(() => {
         const row = $(`#table-rows tr[data-id="${exchange.id}"]`);
         if (row) row.scrollIntoView({ block: "nearest" });
       });

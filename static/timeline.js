@@ -165,7 +165,11 @@
     setData(data) {
       this.message = "";
       if (data.mode === "bars") {
-        const b = data.bars;
+        // Times come as whole milliseconds after data.base (a whole second).
+        const b = { ...data.bars };
+        for (const name of ["client_sent", "server_received", "server_sent", "client_done", "t"]) {
+          b[name] = b[name].map((ms) => (ms === null ? null : data.base + ms / 1000));
+        }
         const n = b.id.length;
         const bars = {
           n, id: b.id, t: b.t, client: b.client, request: b.request, response: b.response, peer: b.peer,

@@ -318,6 +318,24 @@ def test_paging_visits_every_exchange_once(midnight_run: Path) -> None:
         assert exchange_json(row)["wire"]["request"] == "[17] PING"
 
 
+def test_counts_match_the_rows_they_count(midnight_run: Path) -> None:
+    update(midnight_run, final=True)
+    with RunIndex(midnight_run) as index:
+        everything = index.exchanges(Filter(), limit=10**6)
+        first = everything[0][1]
+        timed_out, ignored = OUTCOMES.index("timed out"), OUTCOMES.index("ignored")
+        for where in (
+            Filter(),
+            Filter(first + 0.25, first + 12.5),
+            Filter(first + 3.0, first + 4.0, (1, 3)),
+            Filter(first + 2.2, None, (2,), (timed_out,)),
+            Filter(None, first + 7.9, (None,), (ignored, timed_out)),
+            Filter(first + 5.5, first + 5.7),
+            Filter(clients=(2,), request=3),
+        ):
+            assert index.count(where) == len(index.exchanges(where, limit=10**6)), where
+
+
 def test_an_exchange_shows_its_wire_lines_and_log_lines(real_run: Path) -> None:
     update(real_run, final=True)
     with RunIndex(real_run) as index:
@@ -383,7 +401,19 @@ def test_timeline_bars_then_counts_per_pixel(
             if row[1] < end and max(t for t in row[7:11] if t is not None) >= start
         }  # fmt: skip
         assert set(bars["bars"]["id"]) == expected
+        # Times as whole milliseconds after a whole second.
+        by_id = {row[0]: row for row in everything}
+        for i, row_id in enumerate(bars["bars"]["id"]):
+            sent = bars["bars"]["client_sent"][i]
+            if sent is not None:
+                assert bars["base"] + sent / 1000 == pytest.approx(by_id[row_id][7], abs=1e-6)
         monkeypatch.setattr(runindex, "_MAX_BARS", 10)
+        # A mid-sized window: counted from the rows, in buckets of 3 pixels.
+        counted = index.timeline(start, end, 300)
+        assert counted["mode"] == "counts"
+        assert counted["width"] == 100
+        assert counted["count"] == sum(1 for row in everything if start <= row[1] < end)
+        monkeypatch.setattr(runindex, "_MAX_ROWS_COUNTED", 10)
         # Buckets of whole seconds, at least 3 pixels wide: by the second, or by tens of
         # seconds (counted from the ten-second totals).
         for width, step in ((800, 1), (2, 10), (1, 20)):
@@ -408,6 +438,7 @@ def test_a_live_index_counts_its_unsettled_seconds_from_the_rows(
     midnight_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(runindex, "_MAX_BARS", 10)
+    monkeypatch.setattr(runindex, "_MAX_ROWS_COUNTED", 10)
     live = tmp_path / "2026-12-31_23-59-40"
     copy_growing(midnight_run, live, 0.6)
     update(live, final=False)
@@ -439,10 +470,12 @@ def test_charts_add_up_to_the_totals(midnight_run: Path) -> None:
             )
             assert sum(charts["delays"]["counts"]) == counters["server"]["answered"]
             assert set(charts["round_trips"]) == {"1", "2", "3"}
-            for points in charts["round_trips"].values():
+            for client, points in charts["round_trips"].items():
                 assert len(points) <= width
-                for _t, avg, low, high in points:
-                    assert low <= avg <= high
+                (stats,) = [c["round_trip_ms"] for c in counters["clients"]
+                            if str(c["client"]) == client]  # fmt: skip
+                for _t, avg in points:
+                    assert stats["min"] <= avg <= stats["max"]
         assert index.round_trip_stats() is not None
         cdf = index.cdf()
         assert cdf[-1][1] == 1.0
