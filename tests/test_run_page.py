@@ -250,3 +250,42 @@ def test_compare_two_runs_from_the_history(browser: Browser, dashboard: Dashboar
     page.wait_for_selector("#live-status[data-status=past]")
     assert real(watch.problems) == []
     page.close()
+
+
+def test_a_live_run_page_follows_the_run_then_stays(
+    browser: Browser, dashboard: Dashboard, no_stray_processes: None
+) -> None:
+    short = {"clients": 2, "duration": 6, "interval_ms": [50, 200], "delay_ms": [10, 100],
+             "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
+    status, run = dashboard.request("POST", "/api/start", short)
+    assert status == 202
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = Watch(page)
+    page.goto(f"{dashboard.url}/runs/{run['id']}")
+    page.wait_for_selector("#live-status[data-status=live]")
+    assert page.get_attribute("#follow", "aria-pressed") == "true"
+    page.wait_for_function(
+        "Number(document.querySelector('[data-counter=requests]').textContent) > 0"
+    )
+    before = int(page.text_content("[data-counter=requests]") or "0")
+    page.wait_for_function(
+        f"Number(document.querySelector('[data-counter=requests]').textContent) > {before}"
+    )
+    # Pausing the follow: a pan stops it; End follows the head again.
+    page.locator("#timeline").focus()
+    page.keyboard.press("ArrowLeft")
+    assert page.get_attribute("#follow", "aria-pressed") == "false"
+    page.keyboard.press("End")
+    assert page.get_attribute("#follow", "aria-pressed") == "true"
+    # The run ends: the page says so, shows the verdict, and stays.
+    page.wait_for_selector("#live-status[data-status=past]", timeout=30_000)
+    page.wait_for_function(
+        "['pass', 'fail'].some(w => document.querySelector('#verdict').textContent.startsWith(w))"
+    )
+    assert page.text_content("#state") in ("finished", "failed")
+    assert page.is_hidden("#follow")
+    final = page.text_content("[data-counter=requests]")
+    overview = dashboard.request("GET", f"/api/runs/{run['id']}/overview")[1]
+    assert final == str(overview["counters"]["server"]["requests"])
+    assert real(watch.problems) == []
+    page.close()
