@@ -51,14 +51,13 @@ from pingpong.logformat import (
     Answered,
     ClientRecord,
     Ignored,
-    LogFormatError,
     ServerRecord,
     TimedOut,
     parse_client_line,
     parse_server_line,
 )
 from pingpong.protocol import Keepalive, Ping, Pong
-from pingpong.runlogs import client_log_number
+from pingpong.runlogs import client_log_number, parse_raw, torn_reason
 from pingpong.settings import RunSettings, SettingsErrors
 
 __all__ = [
@@ -564,10 +563,10 @@ def _merge_pairs(connection: sqlite3.Connection) -> None:
 
 def _lines(
     path: Path, offset: int, first_line: int, final: bool
-) -> Iterator[tuple[int, int, bytes | None]]:
+) -> Iterator[tuple[int, int, bytes | int | None]]:
     """``(line number, offset, bytes)`` of the whole lines from ``offset``, chunk by chunk;
-    a ``None`` line marks the end of a chunk (commit point). At the end of a finished run
-    an unfinished last line comes out too, to be reported."""
+    ``None`` instead of bytes marks the end of a chunk (a commit point). At the end of a
+    finished run a torn last line (no line end) comes out as its length, to be reported."""
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError:
@@ -594,23 +593,7 @@ def _lines(
             offset += end + 1
             yield number, offset, None
         if pending and final:
-            yield number + 1, offset, pending + b"\0unfinished"
-
-
-def _parse(raw: bytes, parse: Callable[[str], Any]) -> Any:
-    """A record, or the reason the line is not one (a ``str``)."""
-    if raw.endswith(b"\0unfinished"):
-        return "unfinished last line"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return "not UTF-8"
-    if text.endswith("\r"):
-        return "\\r\\n line end; logs end lines with \\n only"
-    try:
-        return parse(text)
-    except LogFormatError as exc:
-        return str(exc)
+            yield number + 1, offset, len(pending)
 
 
 @dataclass
@@ -661,7 +644,7 @@ def _open_existing(path: Path, folder: Path) -> sqlite3.Connection | None:
 
 def update(folder: Path, *, final: bool) -> IndexStatus:
     """Index what the run's logs gained since the last update; ``final``: the run has ended
-    (an unfinished last line is then a bad line, and the index is marked complete)."""
+    (a torn last line is then a bad line, and the index is marked complete)."""
     path = index_path(folder)
     connection = _open_existing(path, folder)
     if connection is not None:
@@ -701,10 +684,13 @@ def _update(
         parse: Callable[[str], Any] = parse_server_line if client is None else parse_client_line
         batch = _Batch(delay_bins)
         for number, position, raw in _lines(folder / name, offset, line_count, final):
+            if isinstance(raw, int):
+                batch.bad.append((name, number, position, torn_reason(raw)))
+                continue
             if raw is not None:
                 if number % _MARK_EVERY == 1:
                     batch.marks.append((name, number, position))
-                record = _parse(raw, parse)
+                record = parse_raw(raw, parse)
                 if isinstance(record, str):
                     batch.bad.append((name, number, position, record))
                 elif client is None:
@@ -724,7 +710,7 @@ def _update(
             )
             connection.execute("COMMIT")
             batch = _Batch(delay_bins)
-        if batch.bad:  # the unfinished last line of a finished run
+        if batch.bad:  # the torn last line of a finished run
             connection.execute("BEGIN")
             _write(connection, batch)
             connection.execute("COMMIT")

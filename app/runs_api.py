@@ -33,6 +33,7 @@ from fastapi.templating import Jinja2Templates
 
 from pingpong.process import child_environment
 
+from . import models, runs_models
 from .history import log_names, read_run, run_folder
 from .runindex import OUTCOMES, Filter, RunIndex, exchange_json, index_path, update
 from .supervisor import Supervisor
@@ -395,6 +396,54 @@ def _totals(counters: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _Csv(StreamingResponse):
+    media_type = "text/csv; charset=utf-8"
+
+
+class _Zip(StreamingResponse):
+    media_type = "application/zip"
+
+
+_NOT_FOUND = {"model": models.Error, "description": "No such run."}
+_INVALID = {
+    "model": models.ValidationErrors,
+    "description": 'A bad parameter: loc is ["query", name].',
+}
+_UNAVAILABLE = {"model": models.Error, "description": "The run's index could not be built."}
+_HTML_404 = {
+    "description": "No such run.",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+_PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
+    "from": ({"type": "number"}, "Start of the window, epoch seconds (default: the run's start)."),
+    "to": ({"type": "number"}, "End of the window, epoch seconds, excluded (default: its end)."),
+    "client": ({"type": "string"}, 'Client numbers, comma-separated; "none": no client logged it.'),
+    "outcome": ({"type": "string"}, "Outcomes, comma-separated: answered, timed out (or "
+                "timed_out), ignored, late, keepalive."),
+    "request": ({"type": "integer", "minimum": 0}, "A request number."),
+    "cursor": ({"type": "string"}, "next or prev of a page (after:… or before:…)."),
+    "limit": ({"type": "integer", "minimum": 1, "maximum": _MAX_LIMIT, "default": 100},
+              "Exchanges per page."),
+    "width": ({"type": "integer", "minimum": 1, "maximum": _MAX_WIDTH, "default": 1000},
+              "Pixels the window is drawn on: at most this many points."),
+    "line": ({"type": "integer", "minimum": 1}, "The line number (required)."),
+    "context": ({"type": "integer", "minimum": 0, "maximum": 100, "default": 3},
+                "Lines shown either side."),
+    "ids": ({"type": "string"}, f"Two to {_MAX_COMPARE} run ids, comma-separated (required)."),
+}  # fmt: skip
+
+
+def _parameters(*names: str) -> dict[str, Any]:
+    """The query parameters of a route, for /openapi.json (the route reads them itself)."""
+    return {
+        "parameters": [
+            {"name": name, "in": "query", "required": name in ("line", "ids"),
+             "schema": _PARAMETERS[name][0], "description": _PARAMETERS[name][1]}
+            for name in names
+        ]
+    }  # fmt: skip
+
+
 def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templates) -> APIRouter:
     indexes = Indexes(runs_dir, supervisor)
 
@@ -421,8 +470,10 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         folder = await indexes.ready(run_id)
         return folder, not indexes.live(run_id)
 
-    @router.get("/runs/{run_id}", response_class=HTMLResponse)
+    @router.get("/runs/{run_id}", response_class=HTMLResponse, responses={404: _HTML_404})
     async def run_page(request: Request, run_id: str) -> HTMLResponse:
+        """The run's page: settings, processes, verdict, counters, timeline, charts and
+        every exchange. A live run's page follows the run."""
         try:
             description = await asyncio.to_thread(indexes.describe, run_id)
         except _NotFound:
@@ -437,10 +488,16 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
     @router.get("/compare", response_class=HTMLResponse)
     async def compare_page(request: Request) -> HTMLResponse:
+        """Runs side by side (?ids=a,b,…): settings and totals, round-trip CDFs, rates."""
         return templates.TemplateResponse(request, "compare.html", {})
 
-    @router.get("/api/runs/{run_id}/overview")
+    @router.get(
+        "/api/runs/{run_id}/overview", response_model=runs_models.Overview,
+        responses={404: _NOT_FOUND, 503: _UNAVAILABLE},
+    )  # fmt: skip
     async def overview(run_id: str) -> JSONResponse:
+        """The run, its index (what could not be read) and its counters, over the whole run
+        (what has been logged so far, while it is live)."""
         try:
             description = await asyncio.to_thread(indexes.describe, run_id)
             folder, final = await open_index(run_id)
@@ -461,8 +518,14 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
         return JSONResponse(await asyncio.to_thread(read))
 
-    @router.get("/api/runs/{run_id}/exchanges")
+    @router.get(
+        "/api/runs/{run_id}/exchanges", response_model=runs_models.ExchangePage,
+        responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("from", "to", "client", "outcome", "request", "cursor", "limit"),
+    )  # fmt: skip
     async def exchanges(request: Request, run_id: str) -> JSONResponse:
+        """A page of exchanges in time order, with their wire lines and log lines, the
+        cursors of the pages either side, and how many match in all."""
         query = _Query(request)
         where = query.filter()
         cursor = query.cursor()
@@ -513,8 +576,14 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
         return JSONResponse(await asyncio.to_thread(read))
 
-    @router.get("/api/runs/{run_id}/exchanges.csv", response_model=None)
+    @router.get(
+        "/api/runs/{run_id}/exchanges.csv", response_model=None, response_class=_Csv,
+        responses={**runs_models.binary(_Csv.media_type, "Every matching exchange, one a row."),
+                   404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("from", "to", "client", "outcome", "request"),
+    )  # fmt: skip
     async def exchanges_csv(request: Request, run_id: str) -> Response:
+        """The exchanges of a filter (the same as /exchanges) as CSV, all of them."""
         query = _Query(request)
         where = query.filter()
         try:
@@ -526,9 +595,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
             return not_found(run_id)
         except _Unavailable as exc:
             return unavailable(exc)
-        return StreamingResponse(
+        return _Csv(
             _csv(folder, where),
-            media_type="text/csv; charset=utf-8",
             headers={"content-disposition": f'attachment; filename="{run_id}_exchanges.csv"'},
         )
 
@@ -554,8 +622,14 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
             raise _Invalid([("to", f"must be after from ({start:g}), got {end:g}")])
         return start, end
 
-    @router.get("/api/runs/{run_id}/timeline")
+    @router.get(
+        "/api/runs/{run_id}/timeline", response_model=runs_models.Timeline,
+        responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("from", "to", "width"),
+    )  # fmt: skip
     async def timeline(request: Request, run_id: str) -> JSONResponse:
+        """The exchanges of a window (the whole run by default) as bars, or as counts per
+        lane, outcome and bucket of a few pixels when there are too many to draw."""
         try:
             asked_start, asked_end, width = window_params(request)
             folder, final = await open_index(run_id)
@@ -574,8 +648,13 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
         return JSONResponse(await asyncio.to_thread(read))
 
-    @router.get("/api/runs/{run_id}/charts")
+    @router.get(
+        "/api/runs/{run_id}/charts", response_model=runs_models.Charts,
+        responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("from", "to", "width"),
+    )  # fmt: skip
     async def charts(request: Request, run_id: str) -> JSONResponse:
+        """Round trip per client, rates per second and server delays over a window."""
         try:
             asked_start, asked_end, width = window_params(request)
             folder, final = await open_index(run_id)
@@ -593,8 +672,14 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
         return JSONResponse(await asyncio.to_thread(read))
 
-    @router.get("/api/runs/{run_id}/lines/{name}")
+    @router.get(
+        "/api/runs/{run_id}/lines/{name}", response_model=runs_models.CitedLines,
+        responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("line", "context"),
+    )  # fmt: skip
     async def lines(request: Request, run_id: str, name: str) -> JSONResponse:
+        """A log line with its neighbours, and the exchange it records: where a checker's
+        finding points."""
         query = _Query(request)
         line = query.integer("line", 1, 2**62)
         context = query.integer("context", 0, 100, 3)
@@ -626,19 +711,29 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
 
         return JSONResponse(await asyncio.to_thread(read))
 
-    @router.get("/api/runs/{run_id}/export.zip", response_model=None)
+    @router.get(
+        "/api/runs/{run_id}/export.zip", response_model=None, response_class=_Zip,
+        responses={**runs_models.binary("application/zip", "The run folder, zipped."),
+                   404: _NOT_FOUND},
+    )  # fmt: skip
     async def export(run_id: str) -> Response:
+        """The whole run as one zip: its logs, each process's stdout and stderr, run.json."""
         folder = run_folder(runs_dir, run_id)
         if folder is None:
             return not_found(run_id)
-        return StreamingResponse(
+        return _Zip(
             _zip(folder, run_id),
-            media_type="application/zip",
             headers={"content-disposition": f'attachment; filename="{run_id}.zip"'},
         )
 
-    @router.get("/api/compare")
+    @router.get(
+        "/api/compare", response_model=runs_models.Comparison,
+        responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
+        openapi_extra=_parameters("ids"),
+    )  # fmt: skip
     async def compare(request: Request) -> JSONResponse:
+        """Runs side by side: settings and totals with the differences named, round-trip
+        distributions and request rates."""
         query = _Query(request)
         ids = [part.strip() for part in (query.text("ids") or "").split(",") if part.strip()]
         if len(ids) < 2:

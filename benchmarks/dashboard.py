@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's pingpong, installed or not
 
 from pingpong.bench import cpu_seconds, memory_mib  # noqa: E402
 from pingpong.process import child_environment  # noqa: E402
+from pingpong.runfolder import RunFolder  # noqa: E402
 from pingpong.stats import percentile  # noqa: E402
 
 
@@ -71,6 +72,7 @@ def start_app(runs: Path) -> tuple[subprocess.Popen[bytes], int]:
             return process, port
         time.sleep(0.1)
     process.kill()
+    process.wait()
     raise SystemExit(f"uvicorn did not start: {log.read_text()}")
 
 
@@ -99,9 +101,10 @@ def post(port: int, path: str, body: dict[str, Any] | None = None) -> Any:
         return json.loads(response.read())
 
 
-async def viewer(port: int, lags: list[float], done: asyncio.Event) -> None:
+async def viewer(port: int, lags: list[float], ready: asyncio.Event, done: asyncio.Event) -> None:
     async with connect(f"ws://127.0.0.1:{port}/ws", max_size=None) as ws:
         await ws.recv()  # the snapshot
+        ready.set()
         while not done.is_set():
             try:
                 text = await asyncio.wait_for(ws.recv(), 1)
@@ -123,8 +126,10 @@ async def measure(
 ) -> dict[str, Any]:
     lags: list[list[float]] = [[] for _ in range(viewers)]
     done = asyncio.Event()
-    tasks = [asyncio.create_task(viewer(port, lags[i], done)) for i in range(viewers)]
-    await asyncio.sleep(0.5)
+    ready = [asyncio.Event() for _ in range(viewers)]
+    tasks = [asyncio.create_task(viewer(port, lags[i], ready[i], done)) for i in range(viewers)]
+    # Every viewer has its snapshot before the run starts, so none misses its first lines.
+    await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 30)
     run = post(port, "/api/start", settings)
     cpu0, wall0, rss0 = cpu(pid), time.monotonic(), rss_mib(pid)
     samples: list[tuple[float, float]] = []  # (seconds into the run, RSS MiB)
@@ -140,7 +145,9 @@ async def measure(
     sampler.cancel()
     await asyncio.gather(*tasks)
     all_lags = sorted(lag for per_viewer in lags for lag in per_viewer)
-    folder_lines = sum(len(p.read_bytes().splitlines()) for p in (runs / run["id"]).glob("*.log"))
+    files = RunFolder(runs / run["id"])
+    logs = [files.server_log, *files.client_logs().values()]
+    folder_lines = sum(len(p.read_bytes().splitlines()) for p in logs)
     return {
         "viewers": viewers,
         "lines_per_s": folder_lines / (wall1 - wall0),

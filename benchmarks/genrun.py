@@ -164,7 +164,7 @@ def generate(
             ],
             "summary": None,
             "check": None,
-            "generated": True,
+            "check_not_run": None,
         }
         (folder / "run.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return lines

@@ -1,7 +1,9 @@
-"""The command line: ``pingpong run | server | client | check | bench`` (SPEC §8).
+"""The command line: ``pingpong run``, ``server``, ``client``, ``check`` and ``bench``.
 
-Options are validated by :mod:`pingpong.settings` before anything starts; an
-invalid one exits with status 2 and a single line on stderr.
+The options of ``run``, ``server`` and ``client`` are built from their schemas in
+:mod:`pingpong.settings` (names, defaults, help, validation), and the settings are
+checked before anything starts: each invalid option costs one line on stderr, naming
+the command and the option, and the exit status is 2.
 """
 
 from __future__ import annotations
@@ -9,13 +11,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from .settings import ClientSettings, RunSettings, ServerSettings, SettingsError, parse_range
+from .settings import (
+    ClientSettings,
+    RunSettings,
+    ServerSettings,
+    Setting,
+    SettingsError,
+    SettingsErrors,
+    address_error,
+)
 
 __all__ = ["main"]
+
+_DESCRIPTION = (
+    "An asyncio TCP ping-pong system: a server and N clients, each its own process, "
+    "logging every exchange, and a checker of their logs."
+)
+_SETTINGS: dict[str, type[RunSettings | ServerSettings | ClientSettings]] = {
+    "run": RunSettings,
+    "server": ServerSettings,
+    "client": ClientSettings,
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,122 +43,140 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _ms_range(name: str) -> argparse._ActionType:
+class _Given(argparse.Action):
+    """Store the value and note that the option was given: a rule between two options
+    is reported on the one the user gave."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.given = {*getattr(namespace, "given", ()), self.dest}
+
+
+def _converter(setting: Setting[Any]) -> Callable[[str], object]:
     def convert(text: str) -> object:
         try:
-            return parse_range(text, name)
+            return setting.parse(text)
         except SettingsError as exc:
             raise argparse.ArgumentTypeError(exc.message) from None
 
     return convert
 
 
-def _add_common(parser: argparse.ArgumentParser, port: int) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address (default %(default)s)")
-    parser.add_argument("--port", type=int, default=port, help="TCP port (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=None, help="make random choices repeatable")
+def _help(setting: Setting[Any]) -> str:
+    default = setting.show(setting.default)
+    if setting.unit and setting.default is not None:
+        default += f" {setting.unit}"
+    return f"{setting.description} (default: {default})".replace("%", "%%")
 
 
-def _add_server_timing(parser: argparse.ArgumentParser) -> None:
+def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
+    for setting in _SETTINGS[command].schema.settings:
+        parser.add_argument(
+            setting.flag, dest=setting.name, type=_converter(setting), default=setting.default,
+            metavar=setting.metavar, action=_Given, help=_help(setting),
+        )  # fmt: skip
+
+
+def _add_slack(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--delay-ms", type=_ms_range("delay_ms"), default="100-1000",
-        help="response delay range, MIN-MAX (default %(default)s)",
+        "--slack-ms", type=float, default=None, metavar="MS",
+        help="scheduling slack allowed on every timing rule of the check (default: 20)",
     )  # fmt: skip
-    parser.add_argument(
-        "--ignore", type=float, default=0.1, help="probability to ignore a request (default 0.1)"
-    )
-    parser.add_argument(
-        "--keepalive-s", type=float, default=5.0, help="keepalive period (default 5)"
-    )
 
 
-def _add_client_timing(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--interval-ms", type=_ms_range("interval_ms"), default="300-3000",
-        help="send interval range, MIN-MAX (default %(default)s)",
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = _Parser(
+        prog="pingpong",
+        description=_DESCRIPTION,
+        epilog="'pingpong COMMAND --help' lists a command's options.",
+    )
+    commands = parser.add_subparsers(
+        dest="command", title="commands", metavar="{run,server,client,check,bench}",
+        parser_class=_Parser,
     )  # fmt: skip
-    parser.add_argument(
-        "--timeout-ms", type=int, default=2000, help="response timeout (default 2000)"
-    )
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="pingpong", description=__doc__.splitlines()[0] if __doc__ else None)
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run = commands.add_parser("run", help="run a server and N clients, then check their logs")
-    run.add_argument("--clients", type=int, default=2, help="number of clients (default 2)")
-    run.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
-    _add_common(run, port=0)
-    run.add_argument("--runs-dir", default="runs", help="parent of run folders (default runs)")
-    run.add_argument("--log-dir", default=None, help="write the run into this folder instead")
-    _add_server_timing(run)
-    _add_client_timing(run)
+    run = commands.add_parser(
+        "run", help="run a server and N clients, then check their logs",
+        description="Run a server and N clients as separate processes until the duration "
+        "ends or Ctrl+C, then check their logs and print a summary. On a terminal, a status "
+        "line shows the run's progress.",
+    )  # fmt: skip
+    _add_settings(run, "run")
+    run.add_argument(
+        "--runs-dir", default="runs", metavar="DIR",
+        help="where each run gets its own folder (default: runs)",
+    )  # fmt: skip
+    run.add_argument(
+        "--log-dir", default=None, metavar="DIR",
+        help="write this run into DIR instead (it must hold no logs yet)",
+    )  # fmt: skip
+    _add_slack(run)
 
     server = commands.add_parser("server", help="run the server alone")
-    _add_common(server, port=8888)
-    server.add_argument("--log-file", default="server.log")
-    server.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    _add_server_timing(server)
-
+    _add_settings(server, "server")
     client = commands.add_parser("client", help="run one client alone")
-    _add_common(client, port=8888)
-    client.add_argument("--log-file", default="client1.log")
-    client.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    _add_client_timing(client)
+    _add_settings(client, "client")
 
-    check = commands.add_parser("check", help="verify a run's logs against the spec")
-    check.add_argument("run_dir", metavar="RUN_DIR", type=Path)
-    check.add_argument(
-        "--slack-ms", type=float, default=None,
-        help="scheduling slack allowed on every timing rule (default 20)",
-    )  # fmt: skip
+    check = commands.add_parser("check", help="verify a run's logs against every rule")
+    check.add_argument("run_dir", metavar="RUN_DIR", type=Path, help="the run's folder")
+    _add_slack(check)
 
     from .bench import add_arguments
 
     bench = commands.add_parser("bench", help="measure throughput and timing at scale")
     add_arguments(bench)
-    return parser
+    return parser, dict(commands.choices)
+
+
+def _settings(args: argparse.Namespace) -> RunSettings | ServerSettings | ClientSettings:
+    """The command's settings from its options; raises SettingsErrors."""
+    kind = _SETTINGS[args.command]
+    values = {name: getattr(args, name) for name in kind.schema.names}
+    settings = kind(**kind.schema.validate(values, getattr(args, "given", set())))
+    message = address_error(settings.host, loopback_only=False)
+    if message is not None:
+        raise SettingsErrors([SettingsError("host", message)])
+    return settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.command == "server":
-            server_settings = ServerSettings(
-                host=args.host, port=args.port, log_file=args.log_file,
-                duration=args.duration, seed=args.seed, delay_ms=args.delay_ms,
-                ignore=args.ignore, keepalive_s=args.keepalive_s,
-            )  # fmt: skip
-        elif args.command == "client":
-            client_settings = ClientSettings(
-                host=args.host, port=args.port, log_file=args.log_file,
-                duration=args.duration, seed=args.seed, interval_ms=args.interval_ms,
-                timeout_ms=args.timeout_ms,
-            )  # fmt: skip
-        elif args.command == "run":
-            run_settings = RunSettings(
-                clients=args.clients, duration=args.duration, interval_ms=args.interval_ms,
-                delay_ms=args.delay_ms, ignore=args.ignore, keepalive_s=args.keepalive_s,
-                timeout_ms=args.timeout_ms, seed=args.seed, host=args.host, port=args.port,
-            )  # fmt: skip
-    except SettingsError as exc:
-        print(f"pingpong {args.command}: error: --{exc.field.replace('_', '-')}: {exc.message}",
-              file=sys.stderr)  # fmt: skip
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
         return 2
+    if unknown:  # said by the command's parser, so the message names the command
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
 
-    if args.command == "server":
-        from .server import serve
+    if args.command in _SETTINGS:
+        try:
+            settings = _settings(args)
+        except SettingsErrors as exc:
+            schema = _SETTINGS[args.command].schema
+            for error in exc.errors:
+                flag = schema[error.field].flag
+                print(f"pingpong {args.command}: error: argument {flag}: {error.message}",
+                      file=sys.stderr)  # fmt: skip
+            return 2
+        if isinstance(settings, ServerSettings):
+            from .server import serve
 
-        return asyncio.run(serve(server_settings))
-    if args.command == "client":
-        from .client import run_client
+            return asyncio.run(serve(settings))
+        if isinstance(settings, ClientSettings):
+            from .client import run_client
 
-        return asyncio.run(run_client(client_settings))
-    if args.command == "run":
+            return asyncio.run(run_client(settings))
         from .runner import run_cli
 
-        return asyncio.run(run_cli(run_settings, Path(args.runs_dir), args.log_dir))
+        return asyncio.run(run_cli(settings, Path(args.runs_dir), args.log_dir, args.slack_ms))
     if args.command == "bench":
         from .bench import bench_cli
 

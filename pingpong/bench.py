@@ -38,6 +38,7 @@ from pathlib import Path
 from .lifecycle import SUPERVISED_ENV, Stop
 from .loadgen import measure_answers, run_fleet
 from .process import child_environment
+from .runfolder import RunFolder
 
 __all__ = ["bench_cli", "cpu_seconds", "main", "memory_mib"]
 
@@ -177,7 +178,7 @@ def _start(argv: list[str]) -> _Target:
 
 
 def _server(folder: Path, *options: str, uvloop: bool = False) -> _Target:
-    args = ["server", "--port", "0", "--log-file", str(folder / "server.log"), *options]
+    args = ["server", "--port", "0", "--log-file", str(RunFolder(folder).server_log), *options]
     return _start(["-c", _UVLOOP, *args] if uvloop else ["pingpong", *args])
 
 
@@ -277,7 +278,10 @@ def bench_cli(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenario", choices=["throughput", "scale", "all"], default="all")
+    parser.add_argument(
+        "--scenario", choices=["throughput", "scale", "all"], default="all",
+        help="which benchmark to run: throughput, scale or both (default: all)",
+    )  # fmt: skip
     parser.add_argument("--connections", type=int, default=50, help="throughput: connections")
     parser.add_argument("--window", type=int, default=20, help="throughput: requests in flight")
     parser.add_argument("--seconds", type=float, default=3, help="throughput: seconds a round")

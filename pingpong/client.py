@@ -15,6 +15,8 @@ A thin shell over :mod:`pingpong.protocol` and :mod:`pingpong.logformat`:
   timeouts at their deadlines (their answers can no longer come).
 * Graceful stop: stop sending, wait for every request in flight to be answered or
   timed out, log it, then disconnect.
+* A log that cannot be written (a full disk …) is fatal, not a lost connection: the
+  client stops at once and exits with status 1 after one line on stderr.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
-from .lifecycle import Stop
+from .lifecycle import Stop, fatal, os_error_text
 from .logfile import LogWriter
-from .logformat import Answered, TimedOut, Unpaired
+from .logformat import Answered, ClientRecord, TimedOut, Unpaired
 from .protocol import (
     LineSplitter,
     LineTooLong,
@@ -77,16 +79,22 @@ class Client:
         self._writer: asyncio.StreamWriter | None = None
         self._connected = asyncio.Event()
         self._stopping = False  # once set, a lost connection is not made again
+        # Why the client gave up (its log cannot be written); ``_failed`` is then set.
+        self.failure: str | None = None
+        self._failed = asyncio.Event()
 
     def _warn(self, message: str) -> None:
-        self.err.write(f"client: {message}\n")
-        self.err.flush()
+        # stderr may be on the disk that is full: a warning lost must not stop the client
+        with contextlib.suppress(OSError):
+            self.err.write(f"client: {message}\n")
+            self.err.flush()
 
     async def run(self, stop: Stop) -> None:
         connection = asyncio.create_task(self._keep_connected())
         sender = asyncio.create_task(self._send_requests())
         try:
-            await stop.requested.wait()
+            if not await self._until_stop_or_failure(stop.requested):
+                return
             self._warn(f"stopping ({stop.reason}): {len(self._pending)} requests in flight")
             self._stopping = True
             sender.cancel()
@@ -104,7 +112,33 @@ class Client:
             connection.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connection
-            self._warn(f"stopped after {self.sent} requests")
+            if self.failure is None:
+                self._warn(f"stopped after {self.sent} requests")
+            else:  # the outcomes of the requests in flight can no longer be logged
+                for pending in self._pending.values():
+                    pending.timer.cancel()
+                self._pending.clear()
+                self._idle.set()
+
+    async def _until_stop_or_failure(self, requested: asyncio.Event) -> bool:
+        """Wait for the stop request (``True``) or for the log to fail (``False``)."""
+        waiters = [
+            asyncio.ensure_future(requested.wait()),
+            asyncio.ensure_future(self._failed.wait()),
+        ]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        return self.failure is None
+
+    def _log(self, record: ClientRecord) -> None:
+        if self.failure is not None:
+            return
+        try:
+            self.log.write(record)
+        except OSError as exc:
+            self.failure = f"cannot write log {self.log.path}: {os_error_text(exc)}"
+            self._failed.set()
 
     # -- sending ---------------------------------------------------------------------
 
@@ -136,9 +170,9 @@ class Client:
 
     def _time_out(self, number: int) -> None:
         pending = self._pending.pop(number)
-        self.log.write(TimedOut(pending.sent, Ping(number), datetime.now()))
         if not self._pending:
             self._idle.set()
+        self._log(TimedOut(pending.sent, Ping(number), datetime.now()))
 
     def _time_out_all(self) -> None:
         for number in sorted(self._pending):
@@ -201,22 +235,32 @@ class Client:
         if isinstance(response, Pong):
             pending = self._pending.pop(response.request, None)
         if pending is None:
-            self.log.write(Unpaired(received, response))
+            self._log(Unpaired(received, response))
             return
         pending.timer.cancel()
         assert isinstance(response, Pong)
-        self.log.write(Answered(pending.sent, Ping(response.request), received, response))
         if not self._pending:
             self._idle.set()
+        self._log(Answered(pending.sent, Ping(response.request), received, response))
 
 
 async def run_client(settings: ClientSettings) -> int:
-    """Run a client until its duration ends or it is told to stop; the exit status."""
+    """Run a client until its duration ends or it is told to stop; the exit status.
+
+    1, after one line on stderr, when it cannot write its log.
+    """
     stop = Stop()
     stop.install(settings.duration)
     try:
-        with LogWriter(settings.log_file) as log:
-            await Client(settings, log).run(stop)
+        try:
+            log = LogWriter(settings.log_file)
+        except OSError as exc:
+            return fatal("client", f"cannot open log {settings.log_file}: {os_error_text(exc)}")
+        with log:
+            client = Client(settings, log)
+            await client.run(stop)
+            if client.failure is not None:
+                return fatal("client", client.failure)
     finally:
         stop.uninstall()
     return 0

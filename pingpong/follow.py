@@ -41,6 +41,12 @@ class FileFollower:
         self._partial = lines.pop()
         return [line.decode("utf-8", errors="replace") for line in lines]
 
+    @property
+    def unfinished(self) -> bytes:
+        """The bytes read after the last line end: a line still being written, or, once
+        the writer is gone, a torn one (never handed out as a line)."""
+        return self._partial
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

@@ -2,8 +2,8 @@
 
 * :class:`WindowedConnection` keeps a fixed number of requests in flight and counts
   answers (throughput).
-* :class:`SimulatedClient` behaves like a client at the spec's timings — random
-  start-to-start intervals, a 2 s timeout per request — and a :class:`Fleet` of them
+* :class:`SimulatedClient` behaves like a client at the default settings — random
+  start-to-start intervals, a timeout per request — and a :class:`Fleet` of them
   shares one random source and one set of counters (scale).
 
 They speak the wire protocol by hand, as bytes: decoding every answer in full would
@@ -18,8 +18,14 @@ import time
 from dataclasses import dataclass
 
 from .lateness import Lateness
+from .settings import ClientSettings
 
 __all__ = ["Fleet", "SimulatedClient", "WindowedConnection", "measure_answers", "run_fleet"]
+
+# A simulated client keeps a real client's default timings.
+_CLIENT = ClientSettings()
+_INTERVAL_S = (_CLIENT.interval_ms.low / 1000, _CLIENT.interval_ms.high / 1000)
+_TIMEOUT_S = _CLIENT.timeout_ms / 1000
 
 
 class WindowedConnection(asyncio.Protocol):
@@ -86,7 +92,7 @@ class SimulatedClient(asyncio.Protocol):
 
     def begin(self, at: float) -> None:
         """Start sending, the first request at a random point of one maximum interval."""
-        self._schedule(at + self.fleet.rng.uniform(0, 3.0))
+        self._schedule(at + self.fleet.rng.uniform(0, _INTERVAL_S[1]))
 
     def _schedule(self, due: float) -> None:
         self.sender = asyncio.get_running_loop().call_at(due, self._send, due)
@@ -100,8 +106,8 @@ class SimulatedClient(asyncio.Protocol):
         self.next += 1
         self.transport.write(b"[%d] PING\n" % number)
         self.fleet.sent += 1
-        self.pending[number] = loop.call_later(2.0, self._time_out, number)
-        self._schedule(due + self.fleet.rng.uniform(0.3, 3.0))
+        self.pending[number] = loop.call_later(_TIMEOUT_S, self._time_out, number)
+        self._schedule(due + self.fleet.rng.uniform(*_INTERVAL_S))
 
     def _time_out(self, number: int) -> None:
         del self.pending[number]

@@ -2,11 +2,16 @@
 
 Each line goes out in one ``os.write`` on a file opened for appending: there is no
 user-space buffer to lose, a reader tailing the file sees a line whole or not at
-all (SPEC §4), and a crash loses only the events still in flight.
+all, and a crash loses only the events still in flight.
+
+A write that fails part way (a full disk takes what fits, then refuses the rest)
+raises, and first cuts the unfinished line it left back off the file: the log
+still ends with a whole line, never with half a record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
@@ -30,11 +35,29 @@ class LogWriter:
         self.write_line(format_record(record))
 
     def write_line(self, line: str) -> None:
+        """Append ``line``: one or more whole lines, each ended by ``\\n``.
+
+        Raises :class:`OSError` if the file does not take all of it; whole lines
+        already written stay, a torn one is removed.
+        """
         if self._fd is None:
             raise ValueError(f"{self.path} is closed")
         data = line.encode("utf-8")
-        while data:  # a regular file takes it in one go; the loop is for the odd short write
-            data = data[os.write(self._fd, data) :]
+        written = 0
+        try:
+            while written < len(data):  # a regular file takes it in one go, or a short write
+                written += os.write(self._fd, data[written:])
+        except OSError:
+            self._cut_torn_line(data.rfind(b"\n", 0, written) + 1, written)
+            raise
+
+    def _cut_torn_line(self, whole: int, written: int) -> None:
+        """Remove the ``written - whole`` bytes of an unfinished line from the end of the file."""
+        assert self._fd is not None
+        if written > whole:
+            # Only this writer appends to the file, so its end is where our bytes ended.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - (written - whole))
 
     def close(self) -> None:
         if self._fd is not None:

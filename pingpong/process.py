@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from .lifecycle import SUPERVISED_ENV
+from .runfolder import RunFolder
+from .states import ProcessState
 
 __all__ = ["ChildProcess", "child_environment", "tail"]
 
@@ -51,7 +53,7 @@ class ChildProcess:
     argv: list[str]
     folder: Path
     process: asyncio.subprocess.Process | None = None
-    state: str = "starting"  # starting, running, exited
+    state: ProcessState = ProcessState.STARTING
     exit_code: int | None = None
     killed: bool = False  # it overstayed its stop and was killed
     _files: list[IO[bytes]] = field(default_factory=list)
@@ -62,16 +64,14 @@ class ChildProcess:
 
     @property
     def stdout_path(self) -> Path:
-        return self.folder / f"{self.role}.out"
+        return RunFolder(self.folder).stdout(self.role)
 
     @property
     def stderr_path(self) -> Path:
-        return self.folder / f"{self.role}.err"
+        return RunFolder(self.folder).stderr(self.role)
 
     async def spawn(self) -> None:
-        out = open(self.stdout_path, "ab")  # noqa: SIM115 - closed in close_files
-        err = open(self.stderr_path, "ab")  # noqa: SIM115
-        self._files = [out, err]
+        """Start the process; :class:`OSError` if it cannot be (no files, no executable)."""
         env = child_environment()
         env[SUPERVISED_ENV] = "1"
         options: dict[str, Any] = {}
@@ -79,10 +79,18 @@ class ChildProcess:
             options["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP
         else:
             options["start_new_session"] = True
-        self.process = await asyncio.create_subprocess_exec(
-            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env, **options
-        )
-        self.state = "running"
+        try:
+            self._files.append(open(self.stdout_path, "ab"))  # noqa: SIM115 - closed in exited
+            self._files.append(open(self.stderr_path, "ab"))  # noqa: SIM115
+            out, err = self._files
+            self.process = await asyncio.create_subprocess_exec(
+                *self.argv, stdin=asyncio.subprocess.PIPE, stdout=out, stderr=err, env=env,
+                **options,
+            )  # fmt: skip
+        except OSError:
+            self._close_files()
+            raise
+        self.state = self.state.move_to(ProcessState.RUNNING)
 
     def ask_to_stop(self) -> None:
         """Close the child's stdin: its signal to stop gracefully."""
@@ -95,20 +103,30 @@ class ChildProcess:
         try:
             await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
         except asyncio.TimeoutError:
-            self.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+            self.kill()
             await self.process.wait()
         return self.exited()
 
+    def kill(self) -> None:
+        """Kill the process at once, if it is still there; it then counts as killed."""
+        if self.process is not None and self.process.returncode is None:
+            self.killed = True
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
     def exited(self) -> int:
+        """Record the exit (once; later calls just return the exit code)."""
         assert self.process is not None
         assert self.process.returncode is not None
-        self.exit_code = self.process.returncode
-        self.state = "exited"
-        for file in self._files:
-            file.close()
-        return self.exit_code
+        if self.state is not ProcessState.EXITED:
+            self.exit_code = self.process.returncode
+            self.state = self.state.move_to(ProcessState.EXITED)
+            self._close_files()
+        return self.process.returncode
+
+    def _close_files(self) -> None:
+        while self._files:
+            self._files.pop().close()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -41,6 +41,7 @@ from datetime import datetime
 
 from .logformat import Answered, Ignored, TimedOut, Unpaired
 from .protocol import Keepalive, Pong
+from .runfolder import SERVER_LOG, client_log_name
 from .runlogs import RunLogs
 from .settings import RunSettings
 
@@ -110,7 +111,7 @@ class Rules:
     def requests(self) -> Rule:
         rule = Rule("requests")
         for number, lines in self.logs.clients.items():
-            name = f"client{number}.log"
+            name = client_log_name(number)
             seen = Counter(
                 line.record.request.request
                 for line in lines
@@ -140,11 +141,11 @@ class Rules:
             number = record.response.response
             if number != expected:
                 rule.findings.append(
-                    f"server.log:{line.number}: response {number}, expected {expected}"
+                    f"{SERVER_LOG}:{line.number}: response {number}, expected {expected}"
                 )
             expected = number + 1
             if previous is not None and _ms(record.response_time, previous) < -1:
-                rule.findings.append(f"server.log:{line.number}: sent before the line above it")
+                rule.findings.append(f"{SERVER_LOG}:{line.number}: sent before the line above it")
             previous = record.response_time
         received: Counter[int] = Counter()
         for lines in self.logs.clients.values():
@@ -164,7 +165,7 @@ class Rules:
         delivered: set[int] = set()
         last_seen: list[datetime] = []
         for log_number, lines in self.logs.clients.items():
-            name = f"client{log_number}.log"
+            name = client_log_name(log_number)
             for line in lines:
                 record = line.record
                 if isinstance(record, TimedOut):
@@ -176,14 +177,14 @@ class Rules:
                 if isinstance(response, Keepalive):
                     sent = self.sent_keepalives.get(response.response)
                     if sent is None:
-                        rule.findings.append(f"{where}: {response} is not in server.log")
+                        rule.findings.append(f"{where}: {response} is not in {SERVER_LOG}")
                     elif _ms(record.response_time, sent) < -self.slack:
                         rule.findings.append(f"{where}: {response} received before it was sent")
                     continue
                 owner.setdefault(response.client, log_number)
                 answer = self.sent_pongs.get(response.response)
                 if answer is None or answer.response != response:
-                    rule.findings.append(f"{where}: {response} is not in server.log")
+                    rule.findings.append(f"{where}: {response} is not in {SERVER_LOG}")
                     continue
                 if _ms(record.response_time, answer.response_time) < -self.slack:
                     rule.findings.append(f"{where}: {response} received before it was sent")
@@ -200,13 +201,13 @@ class Rules:
         for number, answer in self.sent_pongs.items():
             rule.checked += 1
             if number not in delivered and answer.response.client in owner:
-                log_name = f"client{owner[answer.response.client]}.log"
-                rule.findings.append(f"server.log: {answer.response} never reached {log_name}")
+                log_name = client_log_name(owner[answer.response.client])
+                rule.findings.append(f"{SERVER_LOG}: {answer.response} never reached {log_name}")
         for number, sent in self.sent_keepalives.items():
             rule.checked += 1
             leaving = leaving_from is not None and _ms(sent, leaving_from) >= -self.slack
             if number not in delivered and not leaving:
-                rule.findings.append(f"server.log: [{number}] keepalive reached no client log")
+                rule.findings.append(f"{SERVER_LOG}: [{number}] keepalive reached no client log")
         return rule
 
     def timeouts_ignored(self) -> Rule:
@@ -232,7 +233,7 @@ class Rules:
             ]
             if not candidates:
                 rule.findings.append(
-                    f"client{log_number}.log:{line_number}: [{request}] PING timed out "
+                    f"{client_log_name(log_number)}:{line_number}: [{request}] PING timed out "
                     "but the server did not ignore it"
                 )
                 continue
@@ -242,7 +243,7 @@ class Rules:
                 rule.checked += 1
                 if server_line not in used:
                     rule.findings.append(
-                        f"server.log:{server_line}: ignored request timed out on no client"
+                        f"{SERVER_LOG}:{server_line}: ignored request timed out on no client"
                     )
         return rule
 
@@ -255,7 +256,7 @@ class Rules:
                 delay = _ms(line.record.response_time, line.record.request_time)
                 if not self.within(delay, low, high):
                     rule.findings.append(
-                        f"server.log:{line.number}: delay {delay:.0f} ms, not in {low}–{high}"
+                        f"{SERVER_LOG}:{line.number}: delay {delay:.0f} ms, not in {low}–{high}"
                     )
         return rule
 
@@ -275,8 +276,8 @@ class Rules:
                 interval = _ms(t1, t0)
                 if not self.within(interval, low, high):
                     rule.findings.append(
-                        f"client{log_number}.log:{n1}: request {r1} sent {interval:.0f} ms after "
-                        f"request {r0}, not in {low}–{high}"
+                        f"{client_log_name(log_number)}:{n1}: request {r1} sent "
+                        f"{interval:.0f} ms after request {r0}, not in {low}–{high}"
                     )
         return rule
 
@@ -291,7 +292,7 @@ class Rules:
                     waited = _ms(record.response_time, record.request_time)
                     if not self.within(waited, timeout, timeout):
                         rule.findings.append(
-                            f"client{log_number}.log:{line.number}: timed out after "
+                            f"{client_log_name(log_number)}:{line.number}: timed out after "
                             f"{waited:.0f} ms, not {timeout}"
                         )
                 elif isinstance(record, Answered):
@@ -299,7 +300,7 @@ class Rules:
                     round_trip = _ms(record.response_time, record.request_time)
                     if round_trip > timeout + self.slack:
                         rule.findings.append(
-                            f"client{log_number}.log:{line.number}: answered after "
+                            f"{client_log_name(log_number)}:{line.number}: answered after "
                             f"{round_trip:.0f} ms, past the {timeout} ms timeout"
                         )
         return rule
@@ -343,28 +344,33 @@ class Rules:
                 pause = _ms(record.response_time, previous)
                 if pause > self.slack:
                     rule.findings.append(
-                        f"server.log:{line.number}: keepalive sent {pause:.0f} ms after "
+                        f"{SERVER_LOG}:{line.number}: keepalive sent {pause:.0f} ms after "
                         "the previous copy of its round"
                     )
             else:
                 rounds.append((record.response_time, 1, line.number))
             previous = record.response_time
         clients = max(len(self.logs.clients), self.s.clients)
-        origin = rounds[0][0] if rounds else None
-        for time, copies, first in rounds:
+        # Each round's phase on the grid, measured from the first round. A timer can fire
+        # late but never early, so the earliest phase is the best estimate of the grid
+        # itself: measuring from it keeps a late first round from making every punctual
+        # round after it look off the grid.
+        phases: list[float] = []
+        for time, _copies, _first in rounds:
+            offset = _ms(time, rounds[0][0])
+            phases.append(offset - round(offset / period_ms) * period_ms)
+        grid = min(phases, default=0.0)
+        for (_time, copies, first), phase in zip(rounds, phases, strict=True):
             rule.checked += 1
             if copies > clients:
                 rule.findings.append(
-                    f"server.log:{first}: a keepalive round of {copies} copies "
+                    f"{SERVER_LOG}:{first}: a keepalive round of {copies} copies "
                     f"for {clients} clients"
                 )
-            assert origin is not None
-            offset = _ms(time, origin)
-            steps = round(offset / period_ms)
-            drift = offset - steps * period_ms
-            if abs(drift) > self.slack:
+            drift = phase - grid
+            if drift > self.slack:
                 rule.findings.append(
-                    f"server.log:{first}: keepalive round {drift:+.0f} ms off the "
+                    f"{SERVER_LOG}:{first}: keepalive round {drift:+.0f} ms off the "
                     f"{self.s.keepalive_s:g} s grid"
                 )
         return rule
@@ -382,12 +388,12 @@ class Rules:
         for client, logs in sorted(owners.items()):
             rule.checked += 1
             if len(logs) > 1:
-                names = ", ".join(f"client{n}.log" for n in sorted(logs))
+                names = ", ".join(client_log_name(n) for n in sorted(logs))
                 rule.findings.append(f"client number {client} appears in {names}")
         if self.logs.meta:
             for log_number, client in first.items():
                 if client != log_number:
                     rule.findings.append(
-                        f"client{log_number}.log starts as client {client}, not {log_number}"
+                        f"{client_log_name(log_number)} starts as client {client}, not {log_number}"
                     )
         return rule

@@ -2,13 +2,14 @@
 
 Shared by the checker and the summary. A line that does not parse is kept as a
 :class:`BadLine` (file, line number, reason) rather than raised, so that one bad
-line costs one finding, not the whole report.
+line costs one finding, not the whole report. A last line without its line end is
+torn (a write cut short): it is reported as such and never parsed, even when its
+bytes would happen to make a record.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,19 +22,20 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
+from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
 from .settings import RunSettings, SettingsErrors
 
-__all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
+__all__ = [
+    "BadLine",
+    "Line",
+    "RunLogs",
+    "client_log_number",
+    "load_run",
+    "parse_raw",
+    "torn_reason",
+]
 
 R = TypeVar("R")
-
-_CLIENT_LOG = re.compile(r"client([1-9][0-9]*)\.log")
-
-
-def client_log_number(name: str) -> int | None:
-    """``client3.log`` → 3; anything else → ``None``."""
-    match = _CLIENT_LOG.fullmatch(name)
-    return None if match is None else int(match[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,53 +68,67 @@ class RunLogs:
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
 
 
+def torn_reason(length: int) -> str:
+    """Why a last line of ``length`` bytes without its line end is not read."""
+    return f"torn last line: {length} bytes without a line end (a write cut short); not read"
+
+
+def parse_raw(raw: bytes, parse: Callable[[str], R]) -> R | str:
+    """The record on one line of a log (its bytes, without the ``\\n``), or the reason it
+    is not one (a ``str``). The checker and the dashboard's run index read lines with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if text.endswith("\r"):
+        return "\\r\\n line end; logs end lines with \\n only"
+    try:
+        return parse(text)
+    except LogFormatError as exc:
+        return str(exc)
+
+
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        bad.append(BadLine(path.name, data.count(b"\n") + 1, "unfinished last line"))
+        torn = len(data) - data.rfind(b"\n") - 1
+        bad.append(BadLine(path.name, data.count(b"\n") + 1, torn_reason(torn)))
         data = data[: data.rfind(b"\n") + 1]
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
-        try:
-            text = raw.decode("utf-8")
-            if text.endswith("\r"):
-                raise LogFormatError("\\r\\n line end; logs end lines with \\n only")
-            into.append(Line(path.name, number, parse(text)))
-        except UnicodeDecodeError:
-            bad.append(BadLine(path.name, number, "not UTF-8"))
-        except LogFormatError as exc:
-            bad.append(BadLine(path.name, number, str(exc)))
+        record = parse_raw(raw, parse)
+        if isinstance(record, str):
+            bad.append(BadLine(path.name, number, record))
+        else:
+            into.append(Line(path.name, number, record))
 
 
 def load_run(folder: Path) -> RunLogs:
     meta: dict[str, Any] = {}
     settings: RunSettings | None = None
     problems: list[str] = []
-    meta_path = folder / "run.json"
+    files = RunFolder(folder)
+    meta_path = files.run_json
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             settings = RunSettings.from_json(meta.get("settings", {}))
         except (ValueError, AttributeError) as exc:
-            problems.append(f"run.json: {exc}")
+            problems.append(f"{RUN_JSON}: {exc}")
             if isinstance(exc, SettingsErrors):
                 settings = None
     logs = RunLogs(folder, settings, meta, problems=problems)
-    server_log = folder / "server.log"
-    if server_log.exists():
-        _read(server_log, parse_server_line, logs.server, logs.bad_lines)
+    if files.server_log.exists():
+        _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:
-        problems.append("server.log is missing")
-    for path in sorted(folder.glob("client*.log")):
-        number = client_log_number(path.name)
-        if number is not None:
-            logs.clients[number] = []
-            _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
-    logs.clients = dict(sorted(logs.clients.items()))
+        problems.append(f"{SERVER_LOG} is missing")
+    for number, path in files.client_logs().items():
+        logs.clients[number] = []
+        _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
     if not logs.clients:
         problems.append("no client log (clientN.log)")
     expected = settings.clients if settings is not None else None
     if expected is not None:
         missing = [n for n in range(1, expected + 1) if n not in logs.clients]
         if missing:
-            problems.append("missing client logs: " + ", ".join(f"client{n}.log" for n in missing))
+            problems.append("missing client logs: " + ", ".join(map(client_log_name, missing)))
     return logs

@@ -14,7 +14,18 @@
 * Stop, whatever asks for it (deadline, :meth:`Run.request_stop`, a child that
   died): clients first, each given its timeout plus a grace to log its in-flight
   outcomes, then the server; a child that overstays is killed and the fact recorded.
-* Then the checker runs over the logs and ``run.json`` gets the outcome.
+  :meth:`Run.stop_now` (a second Ctrl+C) kills every child at once instead, and
+  the run fails.
+* Then the checker runs over the logs and ``run.json`` gets the outcome; not when
+  the server never started, as there are no logs to check.
+* A folder that cannot be written stops everything before it starts
+  (:class:`RunFolderError`). Once the run is going, a ``run.json`` that cannot be
+  written (a full disk …) fails the run, which stops as usual; the file on disk
+  stays the last one written whole, and ``save_error`` says what failed.
+* If the run's own control fails (a bug), :meth:`Run.abort` kills the children
+  and ends the run as ``failed`` with the error.
+
+The states and their moves are :class:`pingpong.states.RunState`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +34,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -33,38 +43,25 @@ from typing import Any
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
-from .lifecycle import Stop
+from .lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
 from .process import ChildProcess, child_environment, tail
-from .settings import RunSettings
+from .runfolder import (
+    RUN_JSON,
+    SERVER_ROLE,
+    RunFolder,
+    RunFolderError,
+    client_role,
+    new_run_folder,
+    write_json,
+)
+from .settings import ClientSettings, RunSettings, ServerSettings
+from .states import ProcessState, RunState, StoppedBy
 
-__all__ = ["Run", "RunFailed", "new_run_folder", "run_cli", "write_json"]
+__all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
 
-RUN_JSON = "run.json"
 _POLL_S = 0.01
 _STARTUP_TIMEOUT_S = 15.0
 _GRACE_S = 5.0
-_ACTIVE = ("starting", "running", "stopping")
-
-
-def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
-    """Create and return a fresh folder named after ``now``, with ``-2``, ``-3`` … if taken."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    base = (now or datetime.now()).strftime("%Y-%m-%d_%H-%M-%S")
-    suffix = 1
-    while True:
-        folder = runs_dir / (base if suffix == 1 else f"{base}-{suffix}")
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:
-            suffix += 1
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically: a reader sees the old file or the new one, whole."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
 
 
 class RunFailed(Exception):
@@ -88,11 +85,12 @@ class Run:
     ) -> None:
         self.settings = settings
         self.folder = folder
-        self.id = folder.name
+        self.files = RunFolder(folder)
+        self.id = self.files.id
         self.slack_ms = slack_ms
         self.on_change = on_change
-        self.state = "starting"
-        self.stopped_by: str | None = None  # "deadline", "stop", "signal: …", "failure"
+        self.state = RunState.STARTING
+        self.stopped_by: StoppedBy | None = None
         self.error: str | None = None
         self.started_at = datetime.now()
         self.listening_at: datetime | None = None
@@ -102,16 +100,20 @@ class Run:
         self.processes: list[ChildProcess] = []
         self.summary: dict[str, Any] | None = None
         self.check: dict[str, Any] | None = None
+        self.check_not_run: str | None = None  # why the logs were not checked
+        self.save_error: str | None = None  # why run.json could not be written
+        self._prepared = False
         self._stop = asyncio.Event()
+        self._stopping_now = False  # stop_now: kill instead of asking
         self._listening_monotonic: float | None = None
-        self._diagnostics = FileFollower(folder / "server.out")
+        self._diagnostics = FileFollower(self.files.stdout(SERVER_ROLE))
         self._watchers: list[asyncio.Task[None]] = []
 
     # -- what the run looks like ----------------------------------------------------
 
     @property
     def active(self) -> bool:
-        return self.state in _ACTIVE
+        return self.state.active
 
     def elapsed(self) -> float:
         """Seconds since the server started listening (0 before)."""
@@ -137,51 +139,63 @@ class Run:
             "processes": [child.describe() for child in self.processes],
             "summary": self.summary,
             "check": self.check,
+            "check_not_run": self.check_not_run,
         }
+
+    def _move(self, state: RunState) -> None:
+        self.state = self.state.move_to(state)
 
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self)
 
-    def _save(self) -> None:
-        write_json(self.folder / RUN_JSON, self.describe())
+    def prepare(self) -> None:
+        """Write the first ``run.json``; :class:`RunFolderError` if the folder cannot take it."""
+        path = self.files.run_json
+        try:
+            self.files.write_run_json(self.describe())
+        except OSError as exc:
+            raise RunFolderError(f"cannot write {path}: {os_error_text(exc)}") from None
+        self._prepared = True
+
+    def _save(self, state: RunState | None = None) -> None:
+        """Write ``run.json`` (saying ``state`` if given); if it cannot be written the run
+        has failed (and stops)."""
+        path = self.files.run_json
+        description = self.describe()
+        if state is not None:
+            description["state"] = state
+        try:
+            self.files.write_run_json(description)
+        except OSError as exc:
+            self.save_error = self.save_error or f"cannot write {path}: {os_error_text(exc)}"
+            self._fail(self.save_error)
 
     # -- start ------------------------------------------------------------------
 
-    def _argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "pingpong", *args]
+    def _child(self, role: str, settings: ServerSettings | ClientSettings) -> ChildProcess:
+        argv = [sys.executable, "-m", "pingpong", *settings.argv()]
+        return ChildProcess(role, argv, self.folder)
 
     async def start(self) -> None:
-        """Start the server, then each client in turn; raises :class:`RunFailed`."""
-        self._save()
+        """Start the server, then each client in turn; raises :class:`RunFailed`.
+
+        Raises :class:`RunFolderError`, having started nothing, if :meth:`prepare`
+        was not called and fails.
+        """
+        if not self._prepared:
+            self.prepare()
         s = self.settings
-        server = ChildProcess(
-            "server",
-            self._argv(
-                "server", "--host", s.host, "--port", str(s.port),
-                "--log-file", str(self.folder / "server.log"),
-                "--delay-ms", str(s.delay_ms), "--ignore", repr(s.ignore),
-                "--keepalive-s", repr(s.keepalive_s),
-                *([] if s.seed is None else ["--seed", str(s.seed)]),
-            ),
-            self.folder,
-        )  # fmt: skip
+        server = self._child(SERVER_ROLE, s.server(str(self.files.server_log)))
         try:
             await self._spawn(server)
             await self._wait_for(lambda: self.address is not None, server, "to listen")
             assert self.address is not None
             for number in range(1, s.clients + 1):
-                client_seed = None if s.seed is None else s.seed + number
-                client = ChildProcess(
-                    f"client{number}",
-                    self._argv(
-                        "client", "--host", s.host, "--port", str(self.address[1]),
-                        "--log-file", str(self.folder / f"client{number}.log"),
-                        "--interval-ms", str(s.interval_ms), "--timeout-ms", str(s.timeout_ms),
-                        *([] if client_seed is None else ["--seed", str(client_seed)]),
-                    ),
-                    self.folder,
-                )  # fmt: skip
+                log_file = str(self.files.client_log(number))
+                client = self._child(
+                    client_role(number), s.client(number, log_file, self.address[1])
+                )
                 await self._spawn(client)
                 await self._wait_for(
                     functools.partial(self.connected.__contains__, number), client, "to connect"
@@ -189,8 +203,8 @@ class Run:
         except RunFailed as exc:
             self._fail(str(exc))
             raise
-        if self.state == "starting":
-            self.state = "running"
+        if self.state is RunState.STARTING:
+            self._move(RunState.RUNNING)
         self._changed()
         self._save()
 
@@ -208,7 +222,7 @@ class Run:
     ) -> None:
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
         while not condition():
-            if child.state == "exited" or self.error is not None:
+            if child.state is ProcessState.EXITED or self.error is not None:
                 raise RunFailed(self.error or f"{child.role} exited before it started")
             if self._stop.is_set():
                 raise RunFailed(f"stopped while waiting for {child.role} {what}")
@@ -219,6 +233,8 @@ class Run:
 
     def poll_diagnostics(self) -> None:
         """Read the server's new stdout lines: its address, clients coming and going."""
+        if self.ended_at is not None:
+            return  # all read and closed at the stop; reading again would reopen the file
         changed = False
         for line in self._diagnostics.read():
             event = parse_diagnostic(line)
@@ -242,30 +258,56 @@ class Run:
         """Notice a child that exits on its own: the run has failed."""
         assert child.process is not None
         await child.process.wait()
-        if child.state != "exited":
-            child.exited()
-        if self.state in ("starting", "running"):
-            stderr = tail(child.stderr_path).strip()
-            self._fail(
-                f"{child.role} (pid {child.pid}) exited with code {child.exit_code}"
-                + (f": {stderr}" if stderr else "")
-            )
+        child.exited()
+        if self.state in (RunState.STARTING, RunState.RUNNING):
+            self._fail(_exit_reason(child))
         self._changed()
 
     def _fail(self, error: str) -> None:
         """Record why the run failed and stop it; it ends as ``failed`` once stopped."""
         if self.error is None:
             self.error = error
-        self.stopped_by = self.stopped_by or "failure"
+        self.stopped_by = self.stopped_by or StoppedBy.FAILURE
         self._stop.set()
 
     # -- run and stop ----------------------------------------------------------
 
-    def request_stop(self, reason: str = "stop") -> None:
+    def request_stop(self, reason: StoppedBy = StoppedBy.STOP) -> None:
         """Ask for the graceful stop (idempotent)."""
         if self.stopped_by is None:
             self.stopped_by = reason
         self._stop.set()
+
+    def stop_now(self, why: str) -> None:
+        """Kill every child at once instead of waiting for it (a second Ctrl+C).
+
+        The run then fails with ``why`` as its error; its logs are kept and checked.
+        """
+        self.request_stop()
+        if self.error is None:
+            self.error = why
+        self._stopping_now = True
+        for child in self.processes:
+            child.kill()
+        self._changed()
+
+    async def abort(self, error: str) -> None:
+        """The run's own control failed (a bug): kill the children, record ``error``,
+        end as ``failed`` and write ``run.json``. Never raises for a child or the file."""
+        self._fail(error)
+        for watcher in self._watchers:
+            watcher.cancel()
+        for child in self.processes:
+            child.kill()
+        running = [c for c in self.processes if c.process is not None]
+        await asyncio.gather(*(child.wait(_GRACE_S) for child in running))
+        self._diagnostics.close()
+        if self.ended_at is None:
+            self.ended_at = datetime.now()
+        if self.state.active:
+            self._move(RunState.FAILED)
+        self._save()
+        self._changed()
 
     async def wait(self) -> dict[str, Any]:
         """Run until the deadline, a stop request or a failure; stop; check; the description."""
@@ -273,7 +315,7 @@ class Run:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._poll_until_stopped(), max(0.0, remaining))
         if self.stopped_by is None:
-            self.stopped_by = "deadline"
+            self.stopped_by = StoppedBy.DEADLINE
         await self._shutdown()
         await self._finish()
         return self.describe()
@@ -286,15 +328,18 @@ class Run:
 
     async def _shutdown(self) -> None:
         """Clients first, then the server; kill whoever overstays."""
-        self.state = "stopping"
+        self._move(RunState.STOPPING)
         self._changed()
-        clients = [p for p in self.processes if p.role != "server" and p.process is not None]
-        servers = [p for p in self.processes if p.role == "server" and p.process is not None]
+        clients = [p for p in self.processes if p.role != SERVER_ROLE and p.process is not None]
+        servers = [p for p in self.processes if p.role == SERVER_ROLE and p.process is not None]
         client_grace = self.settings.timeout_ms / 1000 + _GRACE_S
         server_grace = self.settings.delay_ms.high / 1000 + _GRACE_S
         for group, grace in ((clients, client_grace), (servers, server_grace)):
             for child in group:
-                child.ask_to_stop()
+                if self._stopping_now:
+                    child.kill()
+                else:
+                    child.ask_to_stop()
             await asyncio.gather(*(child.wait(grace) for child in group))
             self._changed()
         for watcher in self._watchers:
@@ -305,6 +350,21 @@ class Run:
 
     async def _finish(self) -> None:
         """Check the logs and total them up, in a child process (see pingpong.report)."""
+        if self.address is None:
+            self.check_not_run = "the server never started"
+        else:
+            await self._check()
+        if self.error is None:
+            killed = [p.role for p in self.processes if p.killed]
+            failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
+            if killed or failed:
+                self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
+        final = RunState.FINISHED if self.error is None else RunState.FAILED
+        self._save(final)
+        self._move(RunState.FAILED if self.save_error is not None else final)
+        self._changed()
+
+    async def _check(self) -> None:
         slack = [] if self.slack_ms is None else ["--slack-ms", str(self.slack_ms)]
         checker = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "pingpong.report", str(self.folder), *slack,
@@ -320,53 +380,101 @@ class Run:
                 f"the checker failed (exit code {checker.returncode}): "
                 + err.decode("utf-8", "replace").strip()[-2000:]
             )
-        if self.error is None:
-            killed = [p.role for p in self.processes if p.killed]
-            failed = [p.role for p in self.processes if p.exit_code not in (0, None)]
-            if killed or failed:
-                self._fail(f"did not exit cleanly: {', '.join(killed or failed)}")
-        self.state = "finished" if self.error is None else "failed"
-        self._save()
-        self._changed()
 
 
 def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else instant.isoformat(timespec="milliseconds")
 
 
-async def run_cli(settings: RunSettings, runs_dir: Path, log_dir: str | None) -> int:
+def _exit_reason(child: ChildProcess) -> str:
+    """Why a child that left on its own failed the run.
+
+    A child that gave up says why in its last line (``pingpong server: cannot listen
+    on …``), which is then the reason; otherwise its exit code and stderr's tail.
+    """
+    stderr = tail(child.stderr_path).strip()
+    last = stderr.splitlines()[-1] if stderr else ""
+    if child.exit_code == 1 and last.startswith(FATAL_PREFIX):
+        return last
+    return f"{child.role} (pid {child.pid}) exited with code {child.exit_code}" + (
+        f": {stderr}" if stderr else ""
+    )
+
+
+async def run_cli(
+    settings: RunSettings, runs_dir: Path, log_dir: str | None, slack_ms: float | None = None
+) -> int:
     """``pingpong run``: start, wait, stop, check, print a summary; 0 if the check passed."""
+    from .progress import show_progress
     from .stats import format_summary
 
-    if log_dir is not None:
-        folder = Path(log_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
-        if taken:
-            print(f"pingpong run: error: {folder} already holds {', '.join(sorted(taken))}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
-    else:
-        folder = new_run_folder(runs_dir)
-    run = Run(settings, folder)
+    try:
+        if log_dir is not None:
+            folder = Path(log_dir)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
+            taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
+            if taken:
+                raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
+        else:
+            folder = new_run_folder(runs_dir)
+        run = Run(settings, folder, slack_ms=slack_ms)
+        try:
+            run.prepare()
+        except RunFolderError:
+            if log_dir is None:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # ours, and still empty
+            raise
+    except RunFolderError as exc:
+        print(f"pingpong run: error: {exc}", file=sys.stderr)
+        return 2
     stop = Stop()
     stop.install()
+
+    def on_stop(task: asyncio.Task[bool]) -> None:
+        reason = stop.reason
+        if task.cancelled() or reason is None:
+            return
+        if reason.kind is StopKind.SIGNAL and reason.signal is not None:
+            run.request_stop(StoppedBy.of_signal(reason.signal))  # "stopped by SIGTERM"
+        else:
+            run.request_stop()
+
+    def on_force(task: asyncio.Task[bool]) -> None:
+        if not task.cancelled():
+            name = stop.forced_by.signal if stop.forced_by is not None else None
+            run.stop_now(
+                f"a second {name or 'signal'} stopped the run at once, killing its processes"
+            )
+
     watcher = asyncio.create_task(stop.requested.wait())
-    watcher.add_done_callback(
-        lambda task: None if task.cancelled() else run.request_stop(f"signal ({stop.reason})")
-    )
+    watcher.add_done_callback(on_stop)
+    forcer = asyncio.create_task(stop.force.wait())
+    forcer.add_done_callback(on_force)
     print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    progress: asyncio.Task[None] | None = None
     try:
         try:
             await run.start()
             assert run.address is not None
             print(f"server listening on {run.address[0]}:{run.address[1]}; Ctrl+C stops the run")
+            progress = asyncio.create_task(show_progress(run, sys.stdout))
         except RunFailed as exc:
             print(f"run failed to start: {exc}", file=sys.stderr)
         description = await run.wait()
     finally:
         watcher.cancel()
+        forcer.cancel()
         stop.uninstall()
+        if progress is not None:  # wipes the status line before the summary
+            progress.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await progress
     print(format_summary(description))
+    if run.save_error is not None:
+        print(f"pingpong run: {run.save_error}", file=sys.stderr)
     check = description["check"]
-    return 0 if description["state"] == "finished" and check and check["ok"] else 1
+    return 0 if run.state is RunState.FINISHED and check and check["ok"] else 1

@@ -7,8 +7,8 @@ adds is timing and concurrency:
   request never waits behind another's delay and the logged receive time is the
   real arrival time. A timer is the lightest "task per request" asyncio has; with
   a zero delay range there is nothing to wait for and the answer goes at once.
-* What one loop iteration sends goes out at its end (``_flush``): one ``send`` per
-  connection and one ``write`` of whole lines to the log, however many messages —
+* What one loop iteration sends goes out at its end (``_flush``): one ``write`` of
+  whole lines to the log, then one ``send`` per connection, however many messages —
   a socket write and a log write per message had cost two thirds of the throughput.
 * The response number is taken when a message is sent, from one counter shared by
   every connection, so numbers rise in send order and each is used once — each
@@ -25,6 +25,9 @@ adds is timing and concurrency:
   over 1 KiB ends that connection; a client leaving with answers pending costs
   nothing but a line on stderr.
 * Graceful stop: stop accepting, stop reading, let pending answers go out, close.
+* A port it cannot listen on, or a log it cannot write (a full disk …), ends the
+  server: exit status 1 and one line on stderr. A log write that fails drops that
+  iteration's messages (nothing reaches a client unlogged) and keeps nothing more.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any, TextIO
 
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
 from .lateness import Lateness
-from .lifecycle import Stop
+from .lifecycle import Stop, fatal, os_error_text
 from .logfile import LogWriter
 from .logformat import Answered, Ignored, ServerRecord, Unpaired, format_record
 from .protocol import (
@@ -112,6 +115,9 @@ class Server:
         self._unsent: list[_Connection] = []
         self._flush_scheduled = False
         self._keepalive: asyncio.Task[None] | None = None
+        # Why the server gave up (its log cannot be written); ``failed`` is then set.
+        self.failure: str | None = None
+        self.failed = asyncio.Event()
         # How late answers and keepalive rounds went out, against their exact instants.
         self.answer_lateness = Lateness()
         self.keepalive_lateness = Lateness()
@@ -166,6 +172,31 @@ class Server:
         self._warn(f"stopped after {self._responses} responses to {self._clients} clients")
         self._warn(f"answer lateness {self.answer_lateness.describe()}")
         self._warn(f"keepalive lateness {self.keepalive_lateness.describe()}")
+
+    async def abort(self) -> None:
+        """Stop at once, without a word (the server gave up): close everything, answer nothing."""
+        if self._server is None or self._stopping:
+            return
+        self._stopping = True
+        self._server.close()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        connections = list(self._connections.values())
+        self._connections.clear()  # so that _close, run by each handler as it ends, says nothing
+        for conn in connections:
+            for timer in conn.timers.values():
+                timer.cancel()
+            conn.timers.clear()
+            conn.out.clear()
+            conn.room.set()
+            conn.idle.set()
+            conn.writer.close()
+            if conn.task is not None:
+                conn.task.cancel()
+        tasks = [conn.task for conn in connections if conn.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._server.wait_closed()
 
     @property
     def stopping(self) -> bool:
@@ -263,7 +294,7 @@ class Server:
     def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
         """Send with the next response number; ``False`` if the client is gone or stuck."""
         transport = conn.writer.transport
-        if transport.is_closing():
+        if transport.is_closing() or self.failure is not None:
             return False
         if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
             self._close(conn, "not reading its answers")
@@ -276,8 +307,9 @@ class Server:
         return True
 
     def _log(self, record: ServerRecord) -> None:
-        self._log_lines.append(format_record(record))
-        self._schedule_flush()
+        if self.failure is None:
+            self._log_lines.append(format_record(record))
+            self._schedule_flush()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -285,14 +317,32 @@ class Server:
             self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
-        """End of a loop iteration: send what each connection got, log what happened."""
+        """End of a loop iteration: log what happened, send what each connection got.
+
+        The log comes first, so nothing reaches a client that the log does not hold.
+        A log that cannot be written (a full disk …) makes the run meaningless: the
+        server gives up (``failed``), drops this iteration's messages and keeps
+        nothing more in memory.
+        """
         self._flush_scheduled = False
-        for conn in self._unsent:
-            self._write_out(conn)
-        self._unsent.clear()
         if self._log_lines:
-            self.log.write_line("".join(self._log_lines))
+            lines = "".join(self._log_lines)
             self._log_lines.clear()
+            try:
+                self.log.write_line(lines)
+            except OSError as exc:
+                self._give_up(f"cannot write log {self.log.path}: {os_error_text(exc)}")
+        for conn in self._unsent:
+            if self.failure is None:
+                self._write_out(conn)
+            else:
+                conn.out.clear()
+        self._unsent.clear()
+
+    def _give_up(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+            self.failed.set()
 
     def _write_out(self, conn: _Connection) -> None:
         if conn.out:
@@ -358,24 +408,37 @@ def _tune_gc() -> None:
 
 
 async def serve(settings: ServerSettings) -> int:
-    """Run a server until its duration ends or it is told to stop; the exit status."""
+    """Run a server until its duration ends or it is told to stop; the exit status.
+
+    1, after one line on stderr, when it cannot listen or cannot write its log.
+    """
     _tune_gc()
     stop = Stop()
     stop.install(settings.duration)
     try:
-        with LogWriter(settings.log_file) as log:
+        try:
+            log = LogWriter(settings.log_file)
+        except OSError as exc:
+            return fatal("server", f"cannot open log {settings.log_file}: {os_error_text(exc)}")
+        with log:
             server = Server(settings, log)
             try:
                 await server.start()
             except OSError as exc:
-                print(
-                    f"server: cannot listen on {settings.host}:{settings.port}: {exc}",
-                    file=sys.stderr,
-                )
-                return 1
-            await stop.requested.wait()
-            print(f"server: stopping ({stop.reason})", file=sys.stderr, flush=True)
-            await server.stop(stop.force)
+                where = f"{settings.host}:{settings.port}"
+                return fatal("server", f"cannot listen on {where}: {os_error_text(exc)}")
+            failed = asyncio.ensure_future(server.failed.wait())
+            requested = asyncio.ensure_future(stop.requested.wait())
+            await asyncio.wait([failed, requested], return_when=asyncio.FIRST_COMPLETED)
+            failed.cancel()
+            requested.cancel()
+            if server.failure is None:
+                print(f"server: stopping ({stop.reason})", file=sys.stderr, flush=True)
+                await server.stop(stop.force)
+            else:
+                await server.abort()
+            if server.failure is not None:  # perhaps only while stopping
+                return fatal("server", server.failure)
     finally:
         stop.uninstall()
     return 0

@@ -9,6 +9,7 @@ from typing import Any
 
 from .logformat import Answered, Ignored, TimedOut, Unpaired
 from .protocol import Keepalive
+from .runfolder import client_role
 from .runlogs import RunLogs, load_run
 
 __all__ = ["format_summary", "percentile", "round_trip_stats", "summarize", "summarize_logs"]
@@ -124,11 +125,13 @@ def format_summary(run: dict[str, Any]) -> str:
                 else "no round trips"
             )
             lines.append(
-                f"  client{client['client']}: {client['sent']} sent, "
+                f"  {client_role(client['client'])}: {client['sent']} sent, "
                 f"{client['answered']} answered, "
                 f"{client['timed_out']} timed out, {client['keepalives']} keepalives; {rt_text}"
             )
     check = run.get("check")
+    if run.get("check_not_run"):
+        lines.append(f"  check: not run ({run['check_not_run']})")
     if check:
         lines.append(f"  check: {'PASS' if check['ok'] else 'FAIL'}")
         for rule in check["rules"]:

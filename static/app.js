@@ -1,4 +1,4 @@
-// pingpong dashboard: the page of SPEC §10, live over /ws. Plain JS, no build step.
+// pingpong dashboard: runs started, stopped and watched live over /ws. Plain JS, no build step.
 // Sections: helpers · store (snapshot + updates) · connection · controls · rendering.
 "use strict";
 
@@ -6,7 +6,7 @@
   // ---- helpers ------------------------------------------------------------------
   const $ = (selector) => document.querySelector(selector);
   const $$ = (selector) => Array.from(document.querySelectorAll(selector));
-  const ACTIVE = new Set(["starting", "running", "stopping"]);
+  let ACTIVE = new Set(); // the states of a run whose processes may be alive: the snapshot says
   const MAX_EXCHANGES = 200; // as app/live.py keeps
   const MAX_POINTS = 300;
   const OUTCOME_CLASS = (outcome) => outcome.replace(" ", "-");
@@ -34,6 +34,7 @@
     live: null,
     runId: null,
     receivedAt: performance.now(), // when run.elapsed was measured, for the local clock
+    zone: null, // the logs' time zone, from the snapshot
   };
 
   function emptyLive() {
@@ -41,11 +42,15 @@
   }
 
   function applySnapshot(message) {
+    ACTIVE = new Set(message.active_states);
     store.state = message.state;
     store.run = message.run;
     store.live = message.live || emptyLive();
     store.runId = message.run ? message.run.id : null;
     store.receivedAt = performance.now();
+    if (message.time_zone) store.zone = message.time_zone;
+    charts.offset = store.zone ? store.zone.utc_offset_s : 0;
+    renderZone();
     charts.reset();
     renderAll();
   }
@@ -72,6 +77,13 @@
       const lastId = into.exchanges.length ? into.exchanges[into.exchanges.length - 1].id : -1;
       const fresh = live.exchanges.filter((e) => e.id > lastId);
       into.exchanges = into.exchanges.concat(fresh).slice(-MAX_EXCHANGES);
+      // Ignored requests whose client became known (by its timeout) since they were sent.
+      if (live.attributed && live.attributed.length) {
+        const byId = new Map(into.exchanges.map((e) => [e.id, e]));
+        for (const { id, client } of live.attributed) {
+          if (byId.has(id)) byId.get(id).client = client;
+        }
+      }
       for (const [client, points] of Object.entries(live.round_trips)) {
         const known = into.round_trips[client] || [];
         const lastKnown = known.length ? known[known.length - 1][2] : -1;
@@ -124,18 +136,16 @@
     },
   };
 
-  // ---- controls: settings form, validation (mirrors pingpong/settings.py), start/stop
+  // ---- controls: the settings form, built and checked from the run's schema, start/stop
+  // The schema (pingpong/settings.py, in the snapshot) gives each field's type, bounds and
+  // messages and the rules between fields: the page applies the same rules in the same words.
+  const initialSnapshot = JSON.parse($("#snapshot").textContent);
+  const SCHEMA = initialSnapshot.schema;
   const form = $("#settings");
-  const FIELDS = {
-    clients: ["clients"],
-    duration: ["duration"],
-    interval_ms: ["interval_min", "interval_max"],
-    delay_ms: ["delay_min", "delay_max"],
-    ignore: ["ignore"],
-    keepalive_s: ["keepalive_s"],
-    timeout_ms: ["timeout_ms"],
-    seed: ["seed"],
-  };
+  const FORM_FIELDS = SCHEMA.fields.filter((field) => field.form);
+  const inputsOf = (field) => (field.type === "range" ? [`${field.name}_min`, `${field.name}_max`] : [field.name]);
+  const FIELDS = Object.fromEntries(FORM_FIELDS.map((field) => [field.name, inputsOf(field)]));
+  const fieldOfInput = Object.fromEntries(FORM_FIELDS.flatMap((f) => inputsOf(f).map((name) => [name, f.name])));
 
   // One error slot after each field (or its fieldset), named after the API's field.
   for (const [field, inputs] of Object.entries(FIELDS)) {
@@ -149,54 +159,60 @@
     for (const name of inputs) form.elements[name].setAttribute("aria-describedby", slot.id);
   }
 
-  const number = (name) => {
-    const raw = form.elements[name].value.trim();
-    return raw === "" ? NaN : Number(raw);
-  };
-  const isInteger = (value) => Number.isInteger(value);
-  const between = (value, low, high) => value >= low && value <= high;
+  // The fields the person changed, the latest last: a rule between two fields is
+  // reported on the one changed last.
+  let changed = [];
+  let edited = false; // since the form was last filled from the server's snapshot
+  let formSource = null; // whose settings the form was filled with: a run id or "defaults"
 
   function readSettings() {
-    const settings = {
-      clients: number("clients"),
-      duration: number("duration"),
-      interval_ms: [number("interval_min"), number("interval_max")],
-      delay_ms: [number("delay_min"), number("delay_max")],
-      ignore: number("ignore"),
-      keepalive_s: number("keepalive_s"),
-      timeout_ms: number("timeout_ms"),
-    };
-    const seed = form.elements.seed.value.trim();
-    settings.seed = seed === "" ? null : Number(seed);
+    const settings = {};
+    for (const field of FORM_FIELDS) {
+      const values = inputsOf(field).map((name) => {
+        const raw = form.elements[name].value.trim();
+        return raw === "" ? null : Number(raw);
+      });
+      settings[field.name] = field.type === "range" ? values : values[0];
+    }
     return settings;
   }
 
-  function validate(s) {
+  function fillForm(settings) {
+    for (const field of FORM_FIELDS) {
+      const value = settings[field.name];
+      const values = field.type === "range" ? value : [value];
+      inputsOf(field).forEach((name, i) => {
+        form.elements[name].value = values[i] === null || values[i] === undefined ? "" : String(values[i]);
+      });
+    }
+  }
+
+  function problem(field, value) {
+    const within = (v) =>
+      (field.minimum === null || v >= field.minimum) && (field.maximum === null || v <= field.maximum);
+    if (value === null) return field.nullable ? null : field.messages.invalid;
+    if (field.type === "range") {
+      if (!value.every((v) => Number.isInteger(v) && within(v))) return field.messages.invalid;
+      return value[0] <= value[1] ? null : field.messages.order;
+    }
+    const valid = field.type === "integer" ? Number.isInteger(value) : Number.isFinite(value);
+    return valid && within(value) ? null : field.messages.invalid;
+  }
+
+  function validate(settings) {
     const errors = {};
-    const range = (field, [low, high], minimum) => {
-      if (!isInteger(low) || !isInteger(high)) {
-        errors[field] = "must be a pair of integers [min, max]";
-      } else if (!(minimum <= low && low <= high && high <= 60000)) {
-        errors[field] = `must satisfy ${minimum} <= min <= max <= 60000, got ${low}-${high}`;
-      }
-    };
-    if (!isInteger(s.clients)) errors.clients = "must be an integer";
-    else if (!between(s.clients, 1, 100)) errors.clients = `must be between 1 and 100, got ${s.clients}`;
-    if (isNaN(s.duration)) errors.duration = "must be a number";
-    else if (!between(s.duration, 1, 86400)) errors.duration = `must be between 1 and 86400, got ${s.duration}`;
-    range("interval_ms", s.interval_ms, 10);
-    range("delay_ms", s.delay_ms, 0);
-    if (isNaN(s.ignore)) errors.ignore = "must be a number";
-    else if (!between(s.ignore, 0, 1)) errors.ignore = `must be between 0 and 1, got ${s.ignore}`;
-    if (isNaN(s.keepalive_s)) errors.keepalive_s = "must be a number";
-    else if (!between(s.keepalive_s, 0.1, 3600)) {
-      errors.keepalive_s = `must be between 0.1 and 3600, got ${s.keepalive_s}`;
+    for (const field of FORM_FIELDS) {
+      const message = problem(field, settings[field.name]);
+      if (message) errors[field.name] = message;
     }
-    if (!isInteger(s.timeout_ms)) errors.timeout_ms = "must be an integer";
-    else if (!errors.delay_ms && !(s.delay_ms[1] < s.timeout_ms && s.timeout_ms <= 3600000)) {
-      errors.timeout_ms = `must be greater than the delay maximum (${s.delay_ms[1]}) and at most 3600000, got ${s.timeout_ms}`;
+    for (const rule of SCHEMA.rules) {
+      if (rule.kind !== "below" || errors[rule.low] || errors[rule.high]) continue;
+      const low = settings[rule.low];
+      if ((Array.isArray(low) ? low[1] : low) < settings[rule.high]) continue;
+      const involved = changed.filter((name) => name === rule.low || name === rule.high);
+      const targets = involved.length ? involved.slice(-1) : [rule.low, rule.high];
+      for (const name of targets) errors[name] = rule.messages[name];
     }
-    if (s.seed !== null && !isInteger(s.seed)) errors.seed = "must be an integer or null";
     return errors;
   }
 
@@ -206,6 +222,33 @@
       for (const name of inputs) form.elements[name].setAttribute("aria-invalid", String(!!errors[field]));
     }
     $("#form-error").textContent = general;
+  }
+
+  form.addEventListener("input", (event) => {
+    const field = fieldOfInput[event.target.name];
+    if (!field) return;
+    edited = true;
+    changed = changed.filter((name) => name !== field).concat(field);
+  });
+  form.addEventListener("change", (event) => {
+    if (fieldOfInput[event.target.name] && !event.target.readOnly) showErrors(validate(readSettings()));
+  });
+
+  // During a run the form shows the run's settings, read-only; afterwards they stay for the
+  // next Start. Every tab takes them from the server's snapshot, unless the person is editing.
+  function renderForm() {
+    const run = store.run;
+    const active = !!run && ACTIVE.has(run.state);
+    const source = run ? run.id : "defaults";
+    if (source !== formSource && (active || !edited)) {
+      fillForm(run ? run.settings : Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default])));
+      formSource = source;
+      edited = false;
+      changed = [];
+      showErrors({});
+    }
+    form.classList.toggle("locked", active);
+    for (const name of Object.keys(fieldOfInput)) form.elements[name].readOnly = active;
   }
 
   async function post(path, body) {
@@ -229,7 +272,8 @@
     const errors = validate(settings);
     showErrors(errors);
     if (Object.keys(errors).length) return;
-    $("#start").disabled = true;
+    if (!usable($("#start"))) return; // Enter in a field while a run is active
+    setUsable($("#start"), false);
     const { status, data } = await post("/api/start", settings);
     if (status === 202) {
       showErrors({});
@@ -249,16 +293,27 @@
   });
 
   $("#stop").addEventListener("click", async () => {
-    $("#stop").disabled = true;
+    if (!usable($("#stop"))) return;
+    setUsable($("#stop"), false);
     const { status, data } = await post("/api/stop");
     if (status !== 202) $("#form-error").textContent = (data && data.detail) || `stop failed (${status})`;
     renderButtons();
   });
 
+  // Start and Stop are marked aria-disabled, not disabled: a disabled button drops the
+  // keyboard focus to <body>. Focus stays on the button just pressed until the other one
+  // is the one that makes sense, then moves there (Start → Stop → Start).
+  const usable = (button) => button.getAttribute("aria-disabled") !== "true";
+  const setUsable = (button, value) => button.setAttribute("aria-disabled", String(!value));
+
   function renderButtons() {
     const active = ACTIVE.has(store.state);
-    $("#start").disabled = active || !connection.live;
-    $("#stop").disabled = !active || store.state === "stopping" || !connection.live;
+    const focused = document.activeElement;
+    setUsable($("#start"), !active && connection.live);
+    setUsable($("#stop"), active && store.state !== "stopping" && connection.live);
+    for (const [from, to] of [["#start", "#stop"], ["#stop", "#start"]]) {
+      if (focused === $(from) && !usable($(from)) && usable($(to))) $(to).focus();
+    }
   }
 
   // ---- rendering: status ------------------------------------------------------------
@@ -276,6 +331,27 @@
     $("#elapsed").textContent = clock(elapsed);
     $("#remaining").textContent = run && ACTIVE.has(run.state) ? clock(duration - elapsed) : "—";
     $("#progress").value = run && duration ? Math.min(1, elapsed / duration) : 0;
+    if (run && ACTIVE.has(run.state)) {
+      const cell = document.querySelector(`#history tr[data-run="${CSS.escape(run.id)}"] .duration`);
+      if (cell) cell.textContent = clock(elapsed);
+    }
+  }
+
+  // What an empty table or chart says: what is coming, or why there is nothing.
+  function emptyText(what) {
+    const run = store.run;
+    if (!run) return "no run yet";
+    if (run.state === "starting") return "waiting for clients…";
+    if (ACTIVE.has(run.state)) return `no ${what} yet`;
+    return `no ${what} in this run`;
+  }
+
+  function renderZone() {
+    const zone = store.zone;
+    const el = $("#time-zone");
+    if (!zone) return;
+    const name = zone.name && zone.name !== zone.label ? ` (${zone.name})` : "";
+    el.textContent = `times: ${zone.label}${name}, 24-hour`;
   }
 
   function renderStatus() {
@@ -295,7 +371,7 @@
         (p) => `<tr><td>${escapeHtml(p.role)}</td><td>${text(p.pid)}</td>
           <td>${escapeHtml(p.state)}${p.killed ? " (killed)" : ""}</td><td>${text(p.exit_code)}</td></tr>`,
       )
-      .join("");
+      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : "no run yet"}</td></tr>`;
     renderClock();
     renderButtons();
   }
@@ -320,7 +396,8 @@
         <td>${c.timed_out}</td><td>${c.late}</td><td>${c.keepalives}</td><td>${ms(rt.min)}</td>
         <td>${ms(rt.avg)}</td><td>${ms(rt.p50)}</td><td>${ms(rt.p95)}</td><td>${ms(rt.max)}</td></tr>`;
     });
-    $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">no run yet</td></tr>`;
+    const waiting = store.run && ACTIVE.has(store.run.state) ? "waiting for clients…" : emptyText("client logs");
+    $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">${waiting}</td></tr>`;
   }
 
   // ---- rendering: charts (static/charts.js) ------------------------------------------------
@@ -329,6 +406,7 @@
   // ---- rendering: exchanges feed -------------------------------------------------------
   const feed = {
     paused: false,
+    shownUpTo: -1, // the newest id on screen when paused
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
 
@@ -341,20 +419,37 @@
           Array.from(clients).map((c) => `<option value="${c}">client${c}</option>`).join("");
         select.value = clients.has(this.client) ? this.client : "";
       }
-      if (this.paused) return;
-      const rows = ((store.live && store.live.exchanges) || [])
+      const all = (store.live && store.live.exchanges) || [];
+      const shown = all
         .filter((e) => this.outcomes.has(e.outcome))
-        .filter((e) => this.client === "" || String(e.client) === this.client)
+        // server.log does not name the client of an ignored request; until its timeout
+        // does, the row belongs to every client.
+        .filter((e) => this.client === "" || String(e.client) === this.client ||
+          (e.client === null && e.outcome === "ignored"));
+      if (this.paused) {
+        const held = shown.filter((e) => e.id > this.shownUpTo).length;
+        $("#held-back").textContent = held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet";
+        return;
+      }
+      $("#held-back").textContent = "";
+      this.shownUpTo = all.length ? all[all.length - 1].id : -1;
+      const active = ACTIVE.has(store.state);
+      const rows = shown
         .slice()
-        .reverse()
+        .sort((a, b) => b.t - a.t || b.id - a.id) // newest first, by the time shown
         .map((e) => {
           const kind = OUTCOME_CLASS(e.outcome);
           const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
-          return `<tr class="row-${kind}"><td>${e.time}</td><td>${e.client === null ? "—" : `client${e.client}`}</td>
-            <td>${text(e.request)}</td><td>${text(e.response)}</td><td>${rt}</td>
-            <td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
+          let client = e.client === null ? "—" : `client${e.client}`;
+          if (e.client === null && e.outcome === "ignored") {
+            client = `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
+          }
+          return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${client}</td>
+            <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
+            <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
         });
-      $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no exchanges</td></tr>`;
+      const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
+      $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">${none}</td></tr>`;
     },
   };
 
@@ -371,6 +466,7 @@
   }
   $("#pause").addEventListener("click", (event) => {
     feed.paused = !feed.paused;
+    if (!feed.paused) feed.shownUpTo = -1;
     event.target.textContent = feed.paused ? "Resume" : "Pause";
     event.target.setAttribute("aria-pressed", String(feed.paused));
     feed.render();
@@ -406,7 +502,9 @@
           ? `${server.requests} requests, ${server.answered} answered, ${server.ignored} ignored (${server.ignored_pct} %), ${timedOut} timed out`
           : "—";
         let verdict = `<span class="muted">${escapeHtml(run.state)}</span>`;
-        if (run.check) {
+        if (run.check_not_run) {
+          verdict = `<span class="muted">not run: ${escapeHtml(run.check_not_run)}</span>`;
+        } else if (run.check) {
           const findings = run.check.rules.flatMap((r) => r.findings.map((f) => `${r.name}: ${f}`));
           verdict = run.check.ok
             ? `<span class="verdict-pass">pass</span>`
@@ -414,13 +512,22 @@
                 .slice(0, 20).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
         }
         const logs = (run.logs || [])
-          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}">${escapeHtml(name)}</a>`)
+          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}" aria-label="${escapeHtml(`${name} of run ${run.id}`)}">${escapeHtml(name)}</a>`)
           .join("");
         const duration = run.elapsed === undefined ? "—" : clock(run.elapsed);
-        const id = escapeHtml(run.id);
-        return `<tr data-run="${id}"><td><input type="checkbox" class="compare-pick" value="${id}" aria-label="compare ${id}"> <a href="/runs/${encodeURIComponent(run.id)}">${id}</a>${run.error ? `<br><small class="verdict-fail">${escapeHtml(run.error).slice(0, 200)}</small>` : ""}</td>
-          <td>${duration}</td><td class="muted">${escapeHtml(settings)}</td><td>${escapeHtml(totals)}</td>
-          <td>${verdict}</td><td class="logs">${logs}</td></tr>`;
+        // A failed run's error (a process's stderr tail) goes under its row: its first
+        // line, shortened, and the whole text on demand.
+        let error = "";
+        if (run.error) {
+          const first = run.error.split("\n")[0];
+          const short = first.length > 140 ? `${first.slice(0, 140)}…` : first;
+          error = `<tr class="run-error-row" data-error-of="${escapeHtml(run.id)}"><td colspan="6"><details>
+            <summary class="verdict-fail">${escapeHtml(short)}</summary><pre>${escapeHtml(run.error)}</pre></details></td></tr>`;
+        }
+        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run"><input type="checkbox" class="compare-pick" value="${escapeHtml(run.id)}" aria-label="compare ${escapeHtml(run.id)}"> <a href="/runs/${encodeURIComponent(run.id)}">${escapeHtml(run.id)}</a></td>
+          <td class="duration" data-label="duration">${duration}</td><td class="muted" data-label="settings">${escapeHtml(settings)}</td>
+          <td data-label="totals">${escapeHtml(totals)}</td><td data-label="check">${verdict}</td>
+          <td class="logs" data-label="logs">${logs}</td></tr>${error}`;
       });
       $("#history").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no runs yet</td></tr>`;
     },
@@ -438,8 +545,11 @@
   // ---- start ------------------------------------------------------------------------------
   function renderAll() {
     renderStatus();
+    renderForm();
     renderCounters();
-    charts.render(store.live);
+    charts.render(store.live, {
+      rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
+    });
     feed.render();
   }
 
@@ -450,7 +560,7 @@
   });
   setInterval(renderClock, 250);
 
-  applySnapshot(JSON.parse($("#snapshot").textContent)); // first paint from the embedded snapshot
+  applySnapshot(initialSnapshot); // first paint from the embedded snapshot
   history.refresh();
   connection.open();
 })();

@@ -1,9 +1,15 @@
-"""Shared fixtures: an in-process server on a real loopback socket, process hygiene."""
+"""Shared fixtures: an in-process server on a real loopback socket, process hygiene, waits.
+
+Tests wait for conditions (a log line, a diagnostic, a state), never for a fixed time:
+:func:`wait_until` and :func:`wait_until_async` return as soon as the condition holds,
+and their timeouts are generous, for a loaded 2-core machine.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import io
 import json
 import os
@@ -14,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +28,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from pingpong.check import check_run
 from pingpong.logfile import LogWriter
 from pingpong.process import child_environment
 from pingpong.server import Server
@@ -29,6 +36,46 @@ from pingpong.settings import MsRange, ServerSettings
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
+
+
+#: How long a wait for a condition may take before the test fails.
+WAIT_S = 30.0
+#: How late a timer may fire on a loaded machine: the margin of a bound that only guesses
+#: at the wall clock (an upper bound on a delay), chosen well short of what the test
+#: tells apart (a delay that waited behind others, a stop that waited for a deadline).
+LATE_MS = 500
+#: The checker's timing slack for the runs the tests make. The default, 20 ms, is for a
+#: machine doing nothing else; on a loaded one, timers fire up to tens of milliseconds
+#: late. What the tests corrupt in a run is far larger.
+SLACK_MS = 100
+
+
+def wait_until(
+    condition: Callable[[], T | None], what: str, timeout: float = WAIT_S, interval: float = 0.02
+) -> T:
+    """Poll ``condition`` until it returns something true, and return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        time.sleep(interval)
+
+
+async def wait_until_async(
+    condition: Callable[[], T | None], what: str, timeout: float = WAIT_S, interval: float = 0.01
+) -> T:
+    """:func:`wait_until` inside an event loop, which keeps running meanwhile."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {timeout:g} s for {what}")
+        await asyncio.sleep(interval)
 
 
 def run(coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
@@ -83,6 +130,17 @@ async def serving(
             await server.stop()
 
 
+def assert_checked(recorded: object, folder: Path) -> None:
+    """``recorded`` is the checker's verdict on the run in ``folder``, and the run is right.
+
+    The dashboard checks with the default slack, which a loaded machine may exceed, so
+    the run itself is judged with :data:`SLACK_MS`.
+    """
+    assert recorded == check_run(folder).to_json()
+    report = check_run(folder, SLACK_MS)
+    assert report.ok, report.format()
+
+
 def pingpong_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "pingpong", *args]
 
@@ -128,17 +186,19 @@ def no_stray_processes() -> Iterator[None]:
     """Fail if the test leaves one of its own pingpong processes behind (and kill it)."""
     before = set(pingpong_processes())
     yield
-    left: dict[int, str] = {}
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        left = {pid: cmd for pid, cmd in pingpong_processes().items() if pid not in before}
-        if not left:
-            return
-        time.sleep(0.05)
-    for pid in left:
+
+    def left() -> dict[int, str]:
+        return {pid: cmd for pid, cmd in pingpong_processes().items() if pid not in before}
+
+    with contextlib.suppress(AssertionError):
+        wait_until(lambda: not left(), "the test's processes to exit", timeout=15)
+    stray = left()
+    if not stray:
+        return
+    for pid in stray:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    pytest.fail(f"processes left behind: {sorted(left.values())}")
+    pytest.fail(f"processes left behind: {sorted(stray.values())}")
 
 
 @dataclass
@@ -166,15 +226,27 @@ class Dashboard:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
 
-    def wait_for_state(self, *states: str, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            _code, status = self.request("GET", "/api/status")
-            if status["state"] in states:
-                return status
-            time.sleep(0.05)
-        raise AssertionError(f"state never became {states}: {status.get('state')}")
+    def status(self) -> dict[str, Any]:
+        _code, status = self.request("GET", "/api/status")
+        assert isinstance(status, dict)
+        return status
+
+    def wait_for_state(self, *states: str, timeout: float = WAIT_S) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.status()
+            return status if status["state"] in states else None
+
+        return wait_until(reached, f"the state to become one of {states}", timeout)
+
+    def wait_for_requests(self, count: int) -> dict[str, Any]:
+        """The status once the run's server has logged ``count`` requests."""
+
+        def reached() -> dict[str, Any] | None:
+            status = self.status()
+            counters = status["counters"]
+            return status if counters and counters["server"]["requests"] >= count else None
+
+        return wait_until(reached, f"{count} requests in server.log")
 
 
 def start_dashboard(runs_dir: Path, log: Path, port: int = 0) -> Dashboard:
@@ -186,16 +258,20 @@ def start_dashboard(runs_dir: Path, log: Path, port: int = 0) -> Dashboard:
              "--port", str(port)],
             stdout=subprocess.DEVNULL, stderr=stderr, env=env, cwd=ROOT,
         )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        match = re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", log.read_text())
-        if match:
-            return Dashboard(process, int(match[1]), runs_dir, log)
-        if process.poll() is not None:
-            break
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"uvicorn did not start: {log.read_text()}")
+    running = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+    try:
+        wait_until(
+            lambda: running.search(log.read_text()) or process.poll() is not None,
+            "uvicorn to start",
+        )
+        match = running.search(log.read_text())
+        if match is None:
+            raise AssertionError(f"uvicorn did not start: {log.read_text()}")
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return Dashboard(process, int(match[1]), runs_dir, log)
 
 
 def stop_dashboard(dashboard: Dashboard) -> None:
@@ -215,3 +291,42 @@ def dashboard(tmp_path: Path, no_stray_processes: None) -> Iterator[Dashboard]:
         yield running
     finally:
         stop_dashboard(running)
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "64k", *, read_only: bool = False) -> Iterator[Path]:
+    """A real, tiny file system (tmpfs) mounted on ``path``: full disks, read-only folders.
+
+    Mounting needs root on Linux; anywhere else the test is skipped. Always unmounted.
+    """
+    if sys.platform != "linux" or getattr(os, "geteuid", lambda: -1)() != 0:
+        pytest.skip("mounting a tmpfs needs root on Linux")
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    mount = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)]
+    try:
+        mounted = subprocess.run(mount, capture_output=True, text=True, timeout=30)
+    except OSError as exc:
+        pytest.skip(f"cannot mount a tmpfs: {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(path)], capture_output=True)
+
+
+def fill_disk(disk: Path, room: int = 0) -> None:
+    """Fill ``disk`` up, then give back ``room`` bytes (rounded to the disk's pages)."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        full = False
+        while not full:
+            try:
+                filler.write(b"\0" * 4096)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                full = True
+        if room:
+            filler.truncate(max(0, filler.tell() - room))

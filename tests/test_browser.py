@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
-from .conftest import Dashboard, start_dashboard, stop_dashboard
+from app.live import time_zone
+
+from .conftest import Dashboard, child_env, pingpong_argv, start_dashboard, stop_dashboard
 
 CHROMIUM = os.environ.get("PINGPONG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -20,8 +26,8 @@ ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
 SHORT = {
-    "clients": "2", "duration": "30", "interval_min": "50", "interval_max": "200",
-    "delay_min": "10", "delay_max": "100", "timeout_ms": "300", "keepalive_s": "0.5",
+    "clients": "2", "duration": "30", "interval_ms_min": "50", "interval_ms_max": "200",
+    "delay_ms_min": "10", "delay_ms_max": "100", "timeout_ms": "300", "keepalive_s": "0.5",
 }  # fmt: skip
 
 
@@ -59,8 +65,124 @@ def fill(page: Page, values: dict[str, str]) -> None:
         page.fill(f"#settings [name={name}]", value)
 
 
+def edit(page: Page, values: dict[str, str]) -> None:
+    """Fill and leave each field, as a person does: the page checks a field when it changes."""
+    for name, value in values.items():
+        page.fill(f"#settings [name={name}]", value)
+        page.locator(f"#settings [name={name}]").blur()
+
+
 def counter(page: Page, name: str) -> int:
     return int(page.text_content(f'[data-counter="{name}"]') or "0")
+
+
+def assert_no_sideways_scroll(page: Page, *selectors: str) -> None:
+    widths = page.evaluate(
+        """selectors => [document.documentElement].concat(
+            selectors.map(s => document.querySelector(s))).map(
+            el => [el.scrollWidth, el.clientWidth])""",
+        list(selectors),
+    )
+    for name, (scroll, client) in zip(["page", *selectors], widths, strict=True):
+        assert scroll <= client, f"{name} scrolls sideways: {scroll} > {client}"
+
+
+def check_charts(page: Page) -> None:
+    """Time axes read 24-hour times whose labels keep apart; the last delay bar is inside."""
+    page.wait_for_function("window.pingpongCharts.rates && window.pingpongCharts.delays")
+    for chart in ("rtt", "rates"):
+        labels = page.evaluate(
+            """chart => {
+                const u = window.pingpongCharts[chart];
+                const axis = u.axes[0];
+                u.ctx.font = axis.font[0];
+                return axis._splits.map((t, i) => [axis._values[i], u.valToPos(t, "x")])
+                    .filter(([label]) => label !== null)
+                    .map(([label, x]) => [label, x, u.ctx.measureText(label).width]);
+            }""",
+            chart,
+        )
+        assert labels, chart
+        for label, _x, _width in labels:
+            assert re.fullmatch(r"[0-2][0-9]:[0-5][0-9](:[0-5][0-9])?", label), (chart, label)
+        for (_a, x1, w1), (_b, x2, w2) in itertools.pairwise(labels):
+            assert x2 - x1 >= (w1 + w2) / 2 + 4, (chart, labels)
+    edges = page.evaluate(
+        """() => {
+            const u = window.pingpongCharts.delays;
+            const lows = u.data[0];
+            return [u.scales.x.max, lows[lows.length - 1] + (lows[1] - lows[0])];
+        }"""
+    )
+    assert edges[0] >= edges[1] - 1e-9, edges
+    assert page.is_hidden("#chart-rtt-empty")
+
+
+def failed_run(runs: Path) -> Path:
+    """A real failed run, made by the command line: its server cannot listen."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        subprocess.run(
+            pingpong_argv("run", "--port", str(port), "--duration", "5", "--clients", "1",
+                          "--runs-dir", str(runs)),
+            env=child_env(), capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+    (folder,) = runs.iterdir()
+    return folder
+
+
+def test_fresh_page_and_history_wide_and_narrow(browser: Browser, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    run_id = failed_run(runs).name
+    dashboard = start_dashboard(runs, tmp_path / "uvicorn.log")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        watch = Watch(page)
+        page.goto(dashboard.url)
+        page.wait_for_selector("#connection[data-status=live]")
+        # A fresh app: every empty place says what is coming.
+        assert page.text_content("#clients") == "no run yet"
+        assert page.text_content("#exchanges") == "no run yet"
+        assert page.text_content("#processes") == "no run yet"
+        for chart in ("rtt", "rates", "delays"):
+            assert page.is_visible(f"#chart-{chart}-empty")
+            assert page.text_content(f"#chart-{chart}-empty") == "no run yet"
+        # The logs' time zone, said once; units on the round-trip columns.
+        zone = time_zone(datetime.now().astimezone())
+        assert zone["label"] in (page.text_content("#time-zone") or "")
+        assert "round trip, ms" in (page.text_content(".counters thead") or "")
+        # The failed run: its error under the row, shortened, whole on demand.
+        row = page.locator(f'#history tr[data-run="{run_id}"]')
+        row.wait_for()
+        error = page.locator(f'#history tr[data-error-of="{run_id}"]')
+        summary = error.locator("summary").text_content() or ""
+        full = error.locator("pre").text_content() or ""
+        assert "cannot listen" in full
+        check = row.locator('td[data-label="check"]').text_content() or ""
+        assert check == "not run: the server never started"
+        assert len(summary) <= 141
+        assert full.startswith(summary.rstrip("…"))
+        assert not error.locator("pre").is_visible()
+        error.locator("summary").click()
+        assert error.locator("pre").is_visible()
+        for width in (1280, 420):
+            page.set_viewport_size({"width": width, "height": 900})
+            assert_no_sideways_scroll(page, ".history .scroll")
+            box = row.locator(".logs").bounding_box()
+            assert box is not None
+            assert box["x"] + box["width"] <= width
+            page.screenshot(path=str(tmp_path / f"fresh-{width}.png"), full_page=True)
+        # Each download link says which run it belongs to.
+        links = row.locator(".logs a")
+        assert links.count() >= 1
+        for link in links.all():
+            assert link.get_attribute("aria-label") == f"{link.text_content()} of run {run_id}"
+        assert watch.problems == []
+        page.close()
+    finally:
+        stop_dashboard(dashboard)
 
 
 def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashboard) -> None:
@@ -68,19 +190,32 @@ def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashb
     watch = Watch(page)
     page.goto(dashboard.url)
     page.wait_for_selector("#connection[data-status=live]")
-    # Client-side validation, worded as the server words it.
-    fill(page, {"clients": "0", "delay_max": "3000"})
+    # Client-side validation, in the server's words (from the schema in the snapshot).
+    edit(page, {"clients": "0", "delay_ms_max": "3000"})
+    # The delay maximum was changed last: the rule with the timeout is reported there.
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
     page.click("#start")
-    assert page.text_content("#error-clients") == "must be between 1 and 100, got 0"
-    assert "greater than the delay maximum (3000)" in (page.text_content("#error-timeout_ms") or "")
+    assert page.text_content("#error-clients") == "must be a whole number from 1 to 100"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-timeout_ms") == ""
     assert page.get_attribute("#settings [name=clients]", "aria-invalid") == "true"
+    # Lowering the timeout instead: now the timeout is the field in the wrong.
+    edit(page, {"delay_ms_max": "1000", "timeout_ms": "900"})
+    assert page.text_content("#error-timeout_ms") == "must be above the server delay maximum"
+    assert page.text_content("#error-delay_ms") == ""
+    # A seed past what a page's numbers hold exactly is refused, in words.
+    edit(page, {"timeout_ms": "2000", "seed": "100000000000000000000000"})
+    assert page.text_content("#error-seed") == (
+        "must be a whole number from 0 to 9007199254740991, or nothing for a random seed"
+    )
+    edit(page, {"seed": ""})
     # The server's own 422 message lands next to its field too.
-    fill(page, {"clients": "2", "delay_max": "1000"})
+    edit(page, {"clients": "2"})
     watch.expected.append(re.compile(r"422|status of 422"))
     page.route("**/api/start", lambda route: route.continue_(post_data='{"ignore": 5}'))
     page.click("#start")
     page.wait_for_function("document.querySelector('#error-ignore').textContent !== ''")
-    assert page.text_content("#error-ignore") == "must be between 0 and 1, got 5"
+    assert page.text_content("#error-ignore") == "must be a number from 0 to 1"
     assert page.text_content("#error-clients") == ""
     assert page.text_content("#state") == "idle"
     assert watch.problems == []
@@ -97,9 +232,16 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         page.wait_for_selector("#connection[data-status=live]")
         assert page.text_content("#state") == "idle"
         assert page.is_disabled("#stop")
-        fill(page, SHORT)
+        fill(page, {**SHORT, "duration": "120"})  # stopped by the test long before
         clicked = time.monotonic()
-        page.click("#start")
+        page.focus("#start")
+        page.keyboard.press("Enter")
+        # Until the clients log something, the tables say what is coming.
+        page.wait_for_function(
+            "document.querySelector('#clients').textContent.includes('waiting for clients')"
+        )
+        # Focus moves on to Stop, the control that now makes sense (never to <body>).
+        page.wait_for_function("document.activeElement === document.querySelector('#stop')")
         page.wait_for_selector("#exchanges tr.row-answered", timeout=15_000)
         first_exchange_s = time.monotonic() - clicked
         print(f"Start to first exchange on screen: {first_exchange_s * 1000:.0f} ms")
@@ -108,6 +250,21 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
             "Number(document.querySelector('[data-counter=requests]').textContent) > 20"
         )
         assert page.text_content("#state") == "running"
+        # The active run's duration in the history keeps time with the clock.
+        run_id = page.text_content("#run-id")
+        page.wait_for_function(
+            """id => {
+                const cell = document.querySelector(`#history tr[data-run="${id}"] .duration`);
+                const now = document.querySelector("#elapsed").textContent;
+                return cell && cell.textContent === now && !["0:00", "0:01"].includes(now);
+            }""",
+            arg=run_id,
+        )
+        # Newest first, in the order of the times shown.
+        times = page.locator("#exchanges td.c-time").all_text_contents()
+        if not (any(t < "00:01" for t in times) and any(t > "23:59" for t in times)):
+            assert times == sorted(times, reverse=True)
+        check_charts(page)
         assert page.is_disabled("#start")
         assert page.is_enabled("#stop")
         assert counter(page, "connected") == 2
@@ -124,8 +281,11 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         assert "keepalive" not in outcomes
         page.check('input[name=outcome][value="answered"]')
         page.select_option("#filter-client", "2")
+        page.wait_for_selector("#exchanges tr.row-ignored")
         clients = set(page.locator("#exchanges tr td:nth-child(2)").all_text_contents())
-        assert clients == {"client2"}
+        # An ignored request not yet attributed may be client2's: it stays in view.
+        assert clients <= {"client2", "not yet attributed"}
+        assert "client2" in clients
         page.select_option("#filter-client", "")
         # Pause keeps the feed still while counters go on.
         page.click("#pause")
@@ -135,21 +295,56 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
             f"Number(document.querySelector('[data-counter=requests]').textContent) > {before}"
         )
         assert page.inner_html("#exchanges") == frozen
+        page.wait_for_function(
+            "/^[0-9]+ new rows? held back$/.test(document.querySelector('#held-back').textContent)"
+        )
         page.click("#pause")
-        # A second tab shows the same run.
-        other = browser.new_page()
+        assert page.text_content("#held-back") == ""
+        # A second tab, on a narrow screen, shows the same run.
+        other = browser.new_page(viewport={"width": 420, "height": 900})
         other_watch = Watch(other)
         other.goto(dashboard.url)
         assert other.text_content("#state") == "running"  # server-rendered, before any message
-        run_id = page.text_content("#run-id")
         other.wait_for_selector("#connection[data-status=live]")
         assert other.text_content("#run-id") == run_id
-        # Stop: both tabs see it finish, with the checker's verdict in the history.
-        page.click("#stop")
+        # Both tabs show the run's settings, read-only, not the defaults.
+        for tab in (page, other):
+            assert tab.input_value("#settings [name=interval_ms_min]") == "50"
+            assert tab.input_value("#settings [name=duration]") == "120"
+            assert tab.get_attribute("#settings [name=clients]", "readonly") is not None
+        assert_no_sideways_scroll(other, ".feed .scroll", ".history .scroll")
+        # An ignored request's row gets its client when the client's timeout is read,
+        # in every tab, through the WebSocket.
+        for tab in (page, other):
+            row = tab.wait_for_function(
+                """() => {
+                    const mark = document.querySelector("#exchanges tr.row-ignored .unattributed");
+                    return mark && mark.closest("tr").dataset.id;
+                }""",
+                polling=50,  # not on animation frames: a tab in the background gets none
+                timeout=15_000,
+            ).json_value()
+            tab.wait_for_function(
+                "id => /^client[0-9]+$/.test("
+                "document.querySelector(`#exchanges tr[data-id='${id}'] .c-client`).textContent)",
+                arg=row,
+                polling=50,
+            )
+        print(
+            f"Ignored rows attributed in both tabs {time.monotonic() - clicked:.1f} s after Start"
+        )
+        # Stop by keyboard: focus stays on Stop while it stops, then moves to Start.
+        page.focus("#stop")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "stop"
         for tab in (page, other):
             tab.wait_for_function("document.querySelector('#state').textContent === 'finished'",
                                   timeout=15_000)  # fmt: skip
+        page.wait_for_function("document.activeElement === document.querySelector('#start')")
         assert "stopped by stop" in (page.text_content("#stopped-by") or "")
+        for tab in (page, other):  # the last settings stay, editable, for the next Start
+            assert tab.get_attribute("#settings [name=clients]", "readonly") is None
+            assert tab.input_value("#settings [name=timeout_ms]") == "300"
         row = page.locator(f'#history tr[data-run="{run_id}"]')
         # The verdict is shown; pass or fail depends on how loaded this machine is (the
         # checker allows 20 ms of scheduling lateness), not on the page.

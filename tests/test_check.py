@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from pingpong.check import check_run
+from pingpong.logformat import (
+    Answered,
+    TimedOut,
+    Unpaired,
+    format_record,
+    parse_client_line,
+    parse_server_line,
+)
 
-from .conftest import child_env, pingpong_argv
+from .conftest import SLACK_MS, child_env, pingpong_argv
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +35,7 @@ def good_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pingpong_argv(
             "run", "--log-dir", str(folder), "--clients", "3", "--duration", "4", "--seed", "11",
             "--interval-ms", "40-200", "--delay-ms", "20-150", "--timeout-ms", "300",
-            "--keepalive-s", "0.5", "--ignore", "0.3",
+            "--keepalive-s", "0.5", "--ignore", "0.3", "--slack-ms", str(SLACK_MS),
         ),
         capture_output=True, text=True, env=child_env(), timeout=60,
     )  # fmt: skip
@@ -43,8 +54,40 @@ def lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines(keepends=True)
 
 
-def rewrite(path: Path, change: Callable[[list[str]], list[str]]) -> None:
-    path.write_text("".join(change(lines(path))), encoding="utf-8")
+def rewrite(path: Path, change: Callable[[list[str]], list[str]]) -> tuple[list[str], list[str]]:
+    """Apply ``change`` to the file's lines; the lines before and after."""
+    before = lines(path)
+    after = change(list(before))
+    path.write_text("".join(after), encoding="utf-8")
+    assert lines(path) == after
+    return before, after
+
+
+def edited(before: list[str], after: list[str]) -> list[tuple[str, str]]:
+    """The lines an in-place edit changed: (before, after) pairs."""
+    assert len(before) == len(after)
+    return [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+
+
+def removed(before: list[str], after: list[str]) -> list[str]:
+    """The lines a deletion took out (failing if it did anything else)."""
+    remaining = iter(after)
+    gone = []
+    current = next(remaining, None)
+    for line in before:
+        if line == current:
+            current = next(remaining, None)
+        else:
+            gone.append(line)
+    assert current is None, "lines were changed, not only removed"
+    return gone
+
+
+def keepalive_sent_later(line: str, by: timedelta) -> str:
+    """A keepalive line of server.log, sent ``by`` later: the date follows the time."""
+    record = parse_server_line(line)
+    assert isinstance(record, Unpaired)
+    return format_record(replace(record, response_time=record.response_time + by))
 
 
 def first(pattern: str, items: list[str]) -> int:
@@ -58,11 +101,11 @@ def set_setting(folder: Path, name: str, value: object) -> None:
 
 
 def failed_rules(folder: Path) -> dict[str, list[str]]:
-    return {rule.name: rule.findings for rule in check_run(folder).rules if not rule.ok}
+    return {rule.name: rule.findings for rule in check_run(folder, SLACK_MS).rules if not rule.ok}
 
 
 def test_the_real_run_passes(good_run: Path) -> None:
-    report = check_run(good_run)
+    report = check_run(good_run, SLACK_MS)
     assert report.ok, report.format()
     counts = {rule.name: rule.checked for rule in report.rules}
     assert counts["timeouts ignored"] > 0  # the run had ignored requests to pair
@@ -70,11 +113,14 @@ def test_the_real_run_passes(good_run: Path) -> None:
 
 
 def test_cli_exit_codes(good_run: Path, copy: Path) -> None:
-    ok = subprocess.run(pingpong_argv("check", str(good_run)), capture_output=True, env=child_env())
+    slack = ["--slack-ms", str(SLACK_MS)]
+    ok = subprocess.run(
+        pingpong_argv("check", str(good_run), *slack), capture_output=True, env=child_env()
+    )
     assert ok.returncode == 0
     (copy / "client1.log").write_text("nonsense\n", encoding="utf-8")
     bad = subprocess.run(
-        pingpong_argv("check", str(copy)), capture_output=True, text=True, env=child_env()
+        pingpong_argv("check", str(copy), *slack), capture_output=True, text=True, env=child_env()
     )
     assert bad.returncode == 1
     assert "FAIL  format" in bad.stdout
@@ -86,15 +132,33 @@ def test_cli_exit_codes(good_run: Path, copy: Path) -> None:
 
 
 def test_malformed_line(copy: Path) -> None:
-    rewrite(copy / "server.log", lambda ls: [*ls[:3], "2026-11-26;xx;[1] PING;;\n", *ls[3:]])
+    before, after = rewrite(
+        copy / "server.log", lambda ls: [*ls[:3], "2026-11-26;xx;[1] PING;;\n", *ls[3:]]
+    )
+    assert removed(after, before) == ["2026-11-26;xx;[1] PING;;\n"]  # one line added
     assert "server.log:4: bad time 'xx', expected HH:MM:SS.mmm" in failed_rules(copy)["format"]
 
 
 def test_half_written_last_line(copy: Path) -> None:
     with open(copy / "client2.log", "a", encoding="utf-8") as file:
         file.write("2026-11-26;13:01:0")
+    lines = (copy / "client2.log").read_bytes().count(b"\n")
     findings = failed_rules(copy)["format"]
-    assert any("client2.log" in f and "unfinished last line" in f for f in findings)
+    assert f"client2.log:{lines + 1}: torn last line: 18 bytes without a line end" in "\n".join(
+        findings
+    )
+
+
+def test_a_torn_last_line_is_never_read_as_a_record(copy: Path) -> None:
+    # The last line again, all but its line end: parsed, it would be a second outcome.
+    last = lines(copy / "client1.log")[-1]
+    with open(copy / "client1.log", "a", encoding="utf-8") as file:
+        file.write(last.rstrip("\n"))
+    failed = failed_rules(copy)
+    assert list(failed) == ["format"], failed
+    (finding,) = failed["format"]
+    assert finding.startswith("client1.log:")
+    assert "torn last line" in finding
 
 
 def test_missing_client_log(copy: Path) -> None:
@@ -103,13 +167,21 @@ def test_missing_client_log(copy: Path) -> None:
 
 
 def test_request_without_outcome(copy: Path) -> None:
-    rewrite(copy / "client1.log", lambda ls: [ln for ln in ls if ";[3] PING;" not in ln])
+    before, after = rewrite(
+        copy / "client1.log", lambda ls: [ln for ln in ls if ";[3] PING;" not in ln]
+    )
+    assert len(removed(before, after)) == 1
     failed = failed_rules(copy)
     assert "client1.log: no outcome for requests 3" in failed["requests"]
 
 
 def test_request_with_two_outcomes(copy: Path) -> None:
-    rewrite(copy / "client2.log", lambda ls: [*ls, next(ln for ln in ls if "PONG" in ln)])
+    def repeat_an_answer(ls: list[str]) -> list[str]:
+        return [*ls, next(ln for ln in ls if isinstance(parse_client_line(ln), Answered))]
+
+    before, after = rewrite(copy / "client2.log", repeat_an_answer)
+    assert after[:-1] == before
+    assert after[-1] in before
     failed = failed_rules(copy)
     assert any("has 2 outcome lines" in f for f in failed["requests"])
     assert any("received 2 times" in f for f in failed["response numbers"])
@@ -122,14 +194,18 @@ def test_response_numbers_out_of_send_order(copy: Path) -> None:
         ls[i], ls[j] = ls[j], ls[i]
         return ls
 
-    rewrite(copy / "server.log", swap)
+    before, after = rewrite(copy / "server.log", swap)
+    (first_pong, _), (second_pong, _) = edited(before, after)
+    assert sorted(after) == sorted(before)  # the same lines, two of them swapped
+    assert first_pong != second_pong
     assert any("expected" in f for f in failed_rules(copy)["response numbers"])
 
 
 def test_response_number_gap(copy: Path) -> None:
-    rewrite(
+    before, after = rewrite(
         copy / "server.log", lambda ls: [ln for ln in ls if "keepalive" not in ln or "[5]" in ln]
     )
+    assert removed(before, after)
     failed = failed_rules(copy)
     assert "response numbers" in failed
     assert any("is not in server.log" in f for f in failed["responses delivered"])
@@ -141,7 +217,10 @@ def test_pong_the_server_never_sent(copy: Path) -> None:
         ls[i] = re.sub(r"\[(\d+)/", "[999999/", ls[i])
         return ls
 
-    rewrite(copy / "client1.log", forge)
+    before, after = rewrite(copy / "client1.log", forge)
+    ((original, forged),) = edited(before, after)
+    assert "[999999/" in forged
+    assert "[999999/" not in original
     failed = failed_rules(copy)
     assert any(
         "[999999/" in f and "is not in server.log" in f for f in failed["responses delivered"]
@@ -150,7 +229,10 @@ def test_pong_the_server_never_sent(copy: Path) -> None:
 
 
 def test_timeout_without_an_ignored_request(copy: Path) -> None:
-    rewrite(copy / "server.log", lambda ls: [ln for ln in ls if "проигнорировано" not in ln])
+    before, after = rewrite(
+        copy / "server.log", lambda ls: [ln for ln in ls if "проигнорировано" not in ln]
+    )
+    assert removed(before, after)
     failed = failed_rules(copy)
     assert any(
         "timed out but the server did not ignore it" in f for f in failed["timeouts ignored"]
@@ -158,36 +240,63 @@ def test_timeout_without_an_ignored_request(copy: Path) -> None:
 
 
 def test_ignored_request_no_client_timed_out(copy: Path) -> None:
+    gone = []
     for number in (1, 2, 3):
-        rewrite(copy / f"client{number}.log", lambda ls: [ln for ln in ls if "таймаут" not in ln])
+        before, after = rewrite(
+            copy / f"client{number}.log", lambda ls: [ln for ln in ls if "таймаут" not in ln]
+        )
+        gone += removed(before, after)
+    assert gone
     failed = failed_rules(copy)
     assert any("ignored request timed out on no client" in f for f in failed["timeouts ignored"])
 
 
 def test_delays_outside_their_range(copy: Path) -> None:
-    set_setting(copy, "delay_ms", [20, 60])
-    assert any("not in 20–60" in f for f in failed_rules(copy)["delays"])
+    delays = [
+        record.response_time - record.request_time
+        for record in map(parse_server_line, lines(copy / "server.log"))
+        if isinstance(record, Answered)
+    ]
+    # The run's delays are 20-150 ms: below 250-280 ms, even with the slack.
+    assert min(delays) < timedelta(milliseconds=250 - SLACK_MS)
+    set_setting(copy, "delay_ms", [250, 280])
+    assert any("not in 250–280" in f for f in failed_rules(copy)["delays"])
 
 
 def test_intervals_outside_their_range(copy: Path) -> None:
-    set_setting(copy, "interval_ms", [100, 120])
-    assert any("not in 100–120" in f for f in failed_rules(copy)["intervals"])
+    sent = sorted(
+        record.request_time
+        for record in map(parse_client_line, lines(copy / "client1.log"))
+        if isinstance(record, Answered | TimedOut)
+    )
+    intervals = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    # The run's intervals are 40-200 ms: below 1-2 s, even with the slack.
+    assert min(intervals) < timedelta(milliseconds=1000 - SLACK_MS)
+    set_setting(copy, "interval_ms", [1000, 2000])
+    assert any("not in 1000–2000" in f for f in failed_rules(copy)["intervals"])
 
 
 def test_timeout_at_the_wrong_time(copy: Path) -> None:
-    def late(ls: list[str]) -> list[str]:
+    def early(ls: list[str]) -> list[str]:
         i = first("таймаут", ls)
-        fields = ls[i].split(";")
-        fields[3] = fields[1][:-3] + str((int(fields[1][-3:]) + 5) % 1000).zfill(3)
-        ls[i] = ";".join(fields)
+        record = parse_client_line(ls[i])
+        assert isinstance(record, TimedOut)
+        soon = record.request_time + timedelta(milliseconds=5)
+        ls[i] = format_record(replace(record, response_time=soon))
         return ls
 
-    for number in (1, 2, 3):
-        path = copy / f"client{number}.log"
-        if "таймаут" in path.read_text(encoding="utf-8"):
-            rewrite(path, late)
-            break
-    assert any("timed out after" in f for f in failed_rules(copy)["timeouts"])
+    path = next(
+        copy / f"client{number}.log"
+        for number in (1, 2, 3)
+        if "таймаут" in (copy / f"client{number}.log").read_text(encoding="utf-8")
+    )
+    before, after = rewrite(path, early)
+    ((original, corrupted),) = edited(before, after)
+    old = parse_client_line(original)
+    assert isinstance(old, TimedOut)
+    soon = old.request_time + timedelta(milliseconds=5)
+    assert parse_client_line(corrupted) == replace(old, response_time=soon)
+    assert any("timed out after 5 ms, not 300" in f for f in failed_rules(copy)["timeouts"])
 
 
 def test_ignored_share_against_the_probability(copy: Path) -> None:
@@ -196,17 +305,35 @@ def test_ignored_share_against_the_probability(copy: Path) -> None:
     assert "expected about 90 %" in finding
 
 
+def keepalive_rounds(ls: list[str]) -> list[list[int]]:
+    """The indices of server.log's keepalive lines, one list per round.
+
+    The copies of a round go out in one loop iteration, with one time.
+    """
+    rounds: dict[str, list[int]] = {}
+    for i, line in enumerate(ls):
+        if isinstance(parse_server_line(line), Unpaired):
+            rounds.setdefault(line.split(";")[3], []).append(i)
+    return list(rounds.values())
+
+
 def test_keepalive_off_its_grid(copy: Path) -> None:
-    def shift(ls: list[str]) -> list[str]:
-        i = [k for k, ln in enumerate(ls) if "keepalive" in ln][-1]
-        fields = ls[i].split(";")
-        fields[3] = fields[3][:-3] + str((int(fields[3][-3:]) + 200) % 1000).zfill(3)
-        ls[i] = ";".join(fields)
+    def delay_a_copy(ls: list[str]) -> list[str]:
+        # The second copy of a round, 200 ms after the first: within half a period of it,
+        # so still in that round, and paused for far longer than the slack.
+        i = next(indices for indices in keepalive_rounds(ls) if len(indices) >= 2)[1]
+        ls[i] = keepalive_sent_later(ls[i], timedelta(milliseconds=200))
         return ls
 
-    rewrite(copy / "server.log", shift)
+    before, after = rewrite(copy / "server.log", delay_a_copy)
+    ((original, delayed),) = edited(before, after)
+    old, new = parse_server_line(original), parse_server_line(delayed)
+    assert isinstance(old, Unpaired)
+    assert new == replace(old, response_time=old.response_time + timedelta(milliseconds=200))
     findings = failed_rules(copy)["keepalive cadence"]
-    assert any("after the previous copy of its round" in f for f in findings), findings
+    assert any(
+        "keepalive sent 200 ms after the previous copy of its round" in f for f in findings
+    ), findings
 
 
 def test_client_logs_swapped(copy: Path) -> None:
@@ -217,7 +344,10 @@ def test_client_logs_swapped(copy: Path) -> None:
 
 
 def test_client_number_in_two_logs(copy: Path) -> None:
-    rewrite(copy / "client2.log", lambda ls: [re.sub(r"PONG \(2\)", "PONG (1)", ln) for ln in ls])
+    before, after = rewrite(
+        copy / "client2.log", lambda ls: [re.sub(r"PONG \(2\)", "PONG (1)", ln) for ln in ls]
+    )
+    assert edited(before, after)
     assert any(
         "appears in client1.log, client2.log" in f for f in failed_rules(copy)["client numbers"]
     )
@@ -230,14 +360,21 @@ def test_no_run_json_uses_the_defaults(copy: Path) -> None:
 
 
 def test_keepalive_round_off_its_grid(copy: Path) -> None:
-    def shift(ls: list[str]) -> list[str]:
-        last_time = [ln for ln in ls if "keepalive" in ln][-1].split(";")[3]
-        for k, ln in enumerate(ls):
-            fields = ln.split(";")
-            if "keepalive" in ln and fields[3] == last_time:  # every copy of the last round
-                fields[3] = fields[3][:-3] + str((int(fields[3][-3:]) + 200) % 1000).zfill(3)
-                ls[k] = ";".join(fields)
+    last_round = keepalive_rounds(lines(copy / "server.log"))[-1]
+
+    def delay_the_last_round(ls: list[str]) -> list[str]:
+        for i in last_round:
+            ls[i] = keepalive_sent_later(ls[i], timedelta(milliseconds=200))
         return ls
 
-    rewrite(copy / "server.log", shift)
-    assert any("off the 0.5 s grid" in f for f in failed_rules(copy)["keepalive cadence"])
+    before, after = rewrite(copy / "server.log", delay_the_last_round)
+    changes = edited(before, after)
+    assert changes
+    for original, delayed in changes:
+        old, new = parse_server_line(original), parse_server_line(delayed)
+        assert isinstance(old, Unpaired)
+        assert new == replace(old, response_time=old.response_time + timedelta(milliseconds=200))
+    findings = failed_rules(copy)["keepalive cadence"]
+    # 200 ms plus the round's own lateness, which the slack allowed.
+    where = f"server.log:{last_round[0] + 1}: keepalive round "
+    assert any(f.startswith(where) and "ms off the 0.5 s grid" in f for f in findings), findings

@@ -1,4 +1,5 @@
-"""The command line: options of SPEC §8, one-line errors with status 2 before anything starts."""
+"""The command line: options built from the settings, one line per invalid option and status 2
+before anything starts, help a person can read."""
 
 from __future__ import annotations
 
@@ -7,41 +8,112 @@ from pathlib import Path
 
 import pytest
 
-from pingpong.__main__ import main
+from pingpong.__main__ import _parser, _settings, main
+from pingpong.settings import MsRange, RunSettings
 
-from .conftest import child_env, pingpong_argv
+from .conftest import SLACK_MS, child_env, pingpong_argv
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[object, str, str]:
+    try:
+        code: object = main(args)
+    except SystemExit as exited:  # argparse's own errors exit; ours return the status
+        code = exited.code
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "line"),
     [
-        (["run", "--delay-ms", "900-100"], "--delay-ms: must satisfy 0 <= min <= max"),
-        (["run", "--ignore", "1.5"], "--ignore: must be between 0 and 1, got 1.5"),
-        (["run", "--timeout-ms", "1000"], "--timeout-ms: must be greater than the delay maximum"),
-        (["run", "--clients", "0"], "--clients: must be between 1 and 100"),
-        (["run", "--interval-ms", "abc"], "expected MIN-MAX in milliseconds"),
-        (["run", "--interval-ms", "5-10"], "10 <= min <= max <= 60000"),
-        (["run", "--duration", "0"], "--duration: must be between 1 and 86400"),
-        (["server", "--keepalive-s", "0"], "--keepalive-s: must be between 0.1 and 3600"),
-        (["server", "--port", "70000"], "--port: must be between 0 and 65535"),
-        (["client", "--timeout-ms", "0"], "--timeout-ms: must be between 1"),
-        (["run", "--clients", "two"], "invalid int value"),
-        (["frobnicate"], "invalid choice"),
+        (["run", "--delay-ms", "900-100"], "pingpong run: error: argument --delay-ms: "
+         "min must not be above max"),
+        (["run", "--ignore", "1.5"], "pingpong run: error: argument --ignore: "
+         "must be a number from 0 to 1"),
+        (["run", "--timeout-ms", "1000"], "pingpong run: error: argument --timeout-ms: "
+         "must be above the server delay maximum"),
+        (["run", "--delay-ms", "0-2500"], "pingpong run: error: argument --delay-ms: "
+         "max must be below the timeout"),
+        (["run", "--clients", "0"], "pingpong run: error: argument --clients: "
+         "must be a whole number from 1 to 100"),
+        (["run", "--clients", "two"], "pingpong run: error: argument --clients: "
+         "must be a whole number from 1 to 100"),
+        (["run", "--interval-ms", "abc"], "pingpong run: error: argument --interval-ms: "
+         "must be MIN-MAX in milliseconds, like 300-3000"),
+        (["run", "--interval-ms", "5-10"], "pingpong run: error: argument --interval-ms: "
+         "min and max must be whole numbers of milliseconds from 10 to 60000"),
+        (["run", "--duration", "0"], "pingpong run: error: argument --duration: "
+         "must be a number of seconds from 1 to 86400"),
+        (["run", "--seed", "100000000000000000000000"], "pingpong run: error: argument --seed: "
+         "must be a whole number from 0 to 9007199254740991, or nothing for a random seed"),
+        (["run", "--host", "999.1.1.1"], "pingpong run: error: argument --host: "
+         "is not an address or a name this machine can resolve"),
+        (["run", "--port", "-1"], "pingpong run: error: argument --port: "
+         "must be a whole number from 0 to 65535"),
+        (["server", "--keepalive-s", "0"], "pingpong server: error: argument --keepalive-s: "
+         "must be a number of seconds from 0.1 to 3600"),
+        (["server", "--port", "70000"], "pingpong server: error: argument --port: "
+         "must be a whole number from 0 to 65535"),
+        (["server", "--host", ""], "pingpong server: error: argument --host: must not be empty"),
+        (["client", "--port", "0"], "pingpong client: error: argument --port: "
+         "must be a whole number from 1 to 65535"),
+        (["client", "--timeout-ms", "0"], "pingpong client: error: argument --timeout-ms: "
+         "must be a whole number of milliseconds from 1 to 3600000"),
+        (["client", "--host", "no-such-host.invalid"], "pingpong client: error: argument "
+         "--host: is not an address or a name this machine can resolve"),
+        (["run", "--bogus"], "pingpong run: error: unrecognized arguments: --bogus"),
+        (["check", "a", "b"], "pingpong check: error: unrecognized arguments: b"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
-)
+)  # fmt: skip
 def test_invalid_options_exit_2_with_one_line(
-    args: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    args: list[str], line: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     argv = [*args, *(["--runs-dir", str(tmp_path)] if args[0] == "run" else [])]
-    try:
-        code: object = main(argv)
-    except SystemExit as exited:  # argparse's own errors exit; ours return the status
-        code = exited.code
-    err = capsys.readouterr().err
+    code, _out, err = run_main(argv, capsys)
     assert code == 2
-    assert message in err
+    assert line in err
     assert err.count("\n") == 1, err
     assert not any(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_options_of_both_sides_of_a_rule_are_both_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _out, err = run_main(
+        ["run", "--delay-ms", "0-2500", "--timeout-ms", "2000", "--runs-dir", str(tmp_path)],
+        capsys,
+    )
+    assert code == 2
+    assert err.splitlines() == [
+        "pingpong run: error: argument --delay-ms: max must be below the timeout",
+        "pingpong run: error: argument --timeout-ms: must be above the server delay maximum",
+    ]
+
+
+def test_no_command_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main([], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("usage: pingpong [-h] {run,server,client,check,bench} ...")
+    assert "run a server and N clients, then check their logs" in err
+
+
+def test_options_parse_into_the_settings() -> None:
+    parser, _commands = _parser()
+    options = "--clients 3 --delay-ms 0-0 --ignore 0 --seed 5 --duration 10"
+    args = parser.parse_args(["run", *options.split()])
+    assert _settings(args) == RunSettings(
+        clients=3, delay_ms=MsRange(0, 0), ignore=0.0, seed=5, duration=10.0
+    )
+    assert _settings(parser.parse_args(["run"])) == RunSettings()
+
+
+def test_a_child_command_line_parses_back_into_its_settings() -> None:
+    parser, _commands = _parser()
+    run = RunSettings(seed=7, delay_ms=MsRange(5, 50), ignore=0.3, keepalive_s=0.25)
+    for settings in (run.server("s.log"), run.client(2, "c.log", 4242)):
+        assert _settings(parser.parse_args(settings.argv())) == settings
 
 
 def test_zero_delay_and_ignore_are_valid(tmp_path: Path) -> None:
@@ -49,15 +121,54 @@ def test_zero_delay_and_ignore_are_valid(tmp_path: Path) -> None:
         pingpong_argv(
             "run", "--delay-ms", "0-0", "--ignore", "0", "--duration", "1", "--clients", "1",
             "--interval-ms", "20-40", "--timeout-ms", "500", "--runs-dir", str(tmp_path),
+            "--slack-ms", str(SLACK_MS),
         ),
         capture_output=True, text=True, env=child_env(), timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 ignored (0.0 %)" in result.stdout
+    assert "\r" not in result.stdout  # no status line into a pipe
 
 
-def test_help_lists_every_command() -> None:
+def help_of(*command: str) -> str:
     result = subprocess.run(
-        pingpong_argv("--help"), capture_output=True, text=True, env=child_env()
+        pingpong_argv(*command, "--help"), capture_output=True, text=True, env=child_env()
     )
-    assert "{run,server,client,check,bench}" in result.stdout
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_help_lists_every_command_in_plain_text() -> None:
+    text = help_of()
+    assert "{run,server,client,check,bench}" in text
+    assert "``" not in text
+    assert "SPEC" not in text
+    assert "§" not in text
+
+
+@pytest.mark.parametrize("command", ["run", "server", "client", "check", "bench"])
+def test_every_option_has_help(command: str) -> None:
+    text = help_of(command)
+    options = text.split("options:\n", 1)[1]
+    # Each option line either carries its help or is followed by it on the next line.
+    lines = options.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("  -"):
+            has_help = "  " in line.strip() or (
+                i + 1 < len(lines) and lines[i + 1].startswith(" " * 10)
+            )
+            assert has_help, line
+    assert "SPEC" not in text
+
+
+def test_help_states_the_defaults_that_are_not_obvious() -> None:
+    server = " ".join(help_of("server").split())
+    assert "--duration S stop after this many seconds (default: no time limit)" in server
+    assert "0 lets the system pick a free one (default: 8888)" in server
+    assert "--log-file FILE file to append the log to (default: server.log)" in server
+    client = " ".join(help_of("client").split())
+    assert "--duration S stop after this many seconds (default: no time limit)" in client
+    run = " ".join(help_of("run").split())
+    assert "0 lets the system pick a free one (default: 0)" in run
+    assert "--timeout-ms MS" in run
+    assert "(default: 2000 ms)" in run

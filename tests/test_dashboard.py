@@ -13,9 +13,14 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-from pingpong.check import check_run
-
-from .conftest import Dashboard, pingpong_processes, start_dashboard
+from .conftest import (
+    WAIT_S,
+    Dashboard,
+    assert_checked,
+    pingpong_processes,
+    start_dashboard,
+    wait_until,
+)
 
 FAST = {"interval_ms": [50, 200], "delay_ms": [10, 100], "timeout_ms": 300, "keepalive_s": 0.5}
 
@@ -36,13 +41,13 @@ def test_a_run_streams_live_and_finishes_by_itself(dashboard: Dashboard) -> None
         assert snapshot["state"] == "idle"
         code, run = dashboard.request("POST", "/api/start", {"duration": 3, **FAST})
         assert code == 202
-        started = time.monotonic()
+        deadline = time.monotonic() + WAIT_S
         seqs = [snapshot["seq"]]
         requests: list[int] = []
         exchanges = 0
+        exchanges_while_running = 0
         states = []
-        first_update_after: float | None = None
-        while time.monotonic() - started < 30:
+        while time.monotonic() < deadline:
             message = receive(ws)
             assert message["type"] == "update"
             seqs.append(message["seq"])
@@ -51,8 +56,8 @@ def test_a_run_streams_live_and_finishes_by_itself(dashboard: Dashboard) -> None
             if live is not None:
                 requests.append(live["server"]["requests"])
                 exchanges += len(live["exchanges"])
-                if live["exchanges"] and first_update_after is None:
-                    first_update_after = time.monotonic() - started
+                if message["state"] == "running":
+                    exchanges_while_running += len(live["exchanges"])
             if message["state"] in ("finished", "failed"):
                 break
         assert seqs == sorted(seqs)
@@ -62,26 +67,26 @@ def test_a_run_streams_live_and_finishes_by_itself(dashboard: Dashboard) -> None
         assert requests == sorted(requests)
         assert requests[-1] > 20
         assert exchanges > 20
-        assert first_update_after is not None
-        assert first_update_after < 3
+        assert exchanges_while_running > 0  # live, not only once the run is over
     _code, detail = dashboard.request("GET", f"/api/runs/{run['id']}")
     assert detail["stopped_by"] == "deadline"
-    assert detail["check"]["ok"] is True
-    assert check_run(dashboard.runs_dir / run["id"]).ok
+    assert_checked(detail["check"], dashboard.runs_dir / run["id"])
 
 
 def test_stop_mid_run(dashboard: Dashboard) -> None:
     code, run = dashboard.request("POST", "/api/start", {"duration": 120, **FAST})
     assert code == 202
     dashboard.wait_for_state("running")
-    time.sleep(1)
+    dashboard.wait_for_requests(10)
     asked = time.monotonic()
     assert dashboard.request("POST", "/api/stop")[0] == 202
-    status = dashboard.wait_for_state("finished", "failed", timeout=15)
-    assert time.monotonic() - asked < 5  # clients' 300 ms timeout + the server's 100 ms delay
+    status = dashboard.wait_for_state("finished", "failed")
+    # The clients' 300 ms timeout, the server's 100 ms delay, the checker: nowhere near the
+    # 120 s duration. A process that overstayed its grace would be killed: "failed".
+    assert time.monotonic() - asked < 20
     assert status["state"] == "finished"
     assert status["run"]["stopped_by"] == "stop"
-    assert check_run(dashboard.runs_dir / run["id"]).ok
+    assert_checked(status["run"]["check"], dashboard.runs_dir / run["id"])
 
 
 def test_a_killed_client_fails_the_run(dashboard: Dashboard) -> None:
@@ -89,7 +94,7 @@ def test_a_killed_client_fails_the_run(dashboard: Dashboard) -> None:
     status = dashboard.wait_for_state("running")
     client1 = next(p for p in status["run"]["processes"] if p["role"] == "client1")
     os.kill(client1["pid"], signal.SIGKILL)
-    status = dashboard.wait_for_state("finished", "failed", timeout=15)
+    status = dashboard.wait_for_state("finished", "failed")
     assert status["state"] == "failed"
     assert "client1" in status["run"]["error"]
     assert "exited with code -9" in status["run"]["error"]
@@ -102,7 +107,7 @@ def test_app_shutdown_stops_the_run_gracefully(tmp_path: Path, no_stray_processe
     try:
         _code, run = dashboard.request("POST", "/api/start", {"duration": 120, **FAST})
         dashboard.wait_for_state("running")
-        time.sleep(1)
+        dashboard.wait_for_requests(10)
         dashboard.process.send_signal(signal.SIGTERM)
         dashboard.process.wait(timeout=20)
     finally:
@@ -111,7 +116,7 @@ def test_app_shutdown_stops_the_run_gracefully(tmp_path: Path, no_stray_processe
     meta = json.loads((tmp_path / "runs" / run["id"] / "run.json").read_text())
     assert meta["state"] == "finished"
     assert meta["stopped_by"] == "app shutdown"
-    assert check_run(tmp_path / "runs" / run["id"]).ok
+    assert_checked(meta["check"], tmp_path / "runs" / run["id"])
 
 
 def test_app_killed_hard_leaves_no_process(tmp_path: Path, no_stray_processes: None) -> None:
@@ -125,10 +130,8 @@ def test_app_killed_hard_leaves_no_process(tmp_path: Path, no_stray_processes: N
     finally:
         if dashboard.process.poll() is None:
             dashboard.process.kill()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and pids & set(pingpong_processes()):
-        time.sleep(0.05)
-    assert not pids & set(pingpong_processes())  # the children noticed and left
+    # The children noticed and left.
+    wait_until(lambda: not pids & set(pingpong_processes()), "the children to exit")
 
 
 def test_a_stuck_viewer_does_not_delay_another(dashboard: Dashboard) -> None:
@@ -153,6 +156,8 @@ def test_a_stuck_viewer_does_not_delay_another(dashboard: Dashboard) -> None:
                     break
             gaps = [b - a for a, b in itertools.pairwise(arrivals)]
             assert len(arrivals) > 30
-            assert max(gaps) < 1.5, max(gaps)  # heartbeats at least every second
+            # Heartbeats at least every second; held up by the stuck viewer, this one would
+            # wait out the 10 s send timeout.
+            assert max(gaps) < 5, max(gaps)
     finally:
         stuck.close()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.live import EXCHANGES, POINTS, LiveState, RoundTrips
+from app.live import EXCHANGES, PENDING, POINTS, LiveState, RoundTrips, time_zone
 from pingpong.logformat import parse_client_line, parse_server_line
 from pingpong.settings import MsRange, RunSettings
 from pingpong.stats import percentile, summarize
@@ -70,7 +71,7 @@ def test_exchanges_and_outcomes() -> None:
     live = feed()
     outcomes = [(e["client"], e["outcome"]) for e in live.snapshot()["exchanges"]]
     assert outcomes == [
-        (None, "ignored"), (1, "answered"), (1, "timed out"), (1, "keepalive"),
+        (1, "ignored"), (1, "answered"), (1, "timed out"), (1, "keepalive"),
         (2, "answered"), (2, "keepalive"), (2, "late"),
     ]  # fmt: skip
 
@@ -144,3 +145,108 @@ def test_a_snapshot_leaves_the_pending_update_alone() -> None:
     update = live.take_update()  # the others still get every change
     assert update is not None
     assert len(update["exchanges"]) == 7
+
+
+IGNORED = "2026-11-26;{};[{}] PING;(проигнорировано);(проигнорировано)"
+TIMED_OUT = "2026-11-26;{};[{}] PING;{};(таймаут)"
+
+
+def ignore(live: LiveState, received: str, request: int) -> None:
+    live.on_server(parse_server_line(IGNORED.format(received, request)))
+
+
+def time_out(live: LiveState, client: int, sent: str, request: int) -> None:
+    at = datetime.strptime(sent, "%H:%M:%S.%f") + timedelta(milliseconds=live.settings.timeout_ms)
+    line = TIMED_OUT.format(sent, request, at.strftime("%H:%M:%S.%f")[:12])
+    live.on_client(client, parse_client_line(line))
+
+
+def ignored_rows(live: LiveState) -> list[tuple[str, int | None]]:
+    return [(e["time"], e["client"]) for e in live.snapshot()["exchanges"]
+            if e["outcome"] == "ignored"]  # fmt: skip
+
+
+def test_an_ignored_request_is_attributed_by_its_timeout() -> None:
+    live = LiveState(RunSettings())
+    ignore(live, "13:01:03.100", 7)
+    first = live.take_update()
+    assert first is not None
+    (row,) = first["exchanges"]
+    assert row["client"] is None  # server.log does not say whose it was
+    assert first["attributed"] == []
+    time_out(live, 2, "13:01:03.099", 7)
+    update = live.take_update()
+    assert update is not None
+    # The row already sent gets its client through the next update, for every viewer.
+    assert update["attributed"] == [{"id": row["id"], "client": 2}]
+    assert ignored_rows(live) == [("13:01:03.100", 2)]
+    again = live.take_update()
+    assert again is None or again["attributed"] == []
+
+
+def test_same_request_number_on_several_clients_pairs_by_time() -> None:
+    live = LiveState(RunSettings())
+    # Three clients' request 5 ignored, 2 ms and 700 ms apart, read in any order.
+    ignore(live, "13:01:03.001", 5)
+    ignore(live, "13:01:03.003", 5)
+    ignore(live, "13:01:03.701", 5)
+    time_out(live, 3, "13:01:03.700", 5)  # the latest one times out first in the log read
+    time_out(live, 2, "13:01:03.002", 5)  # 1 ms before the second, 1 ms after the first
+    time_out(live, 1, "13:01:03.000", 5)
+    assert ignored_rows(live) == [("13:01:03.001", 1), ("13:01:03.003", 2), ("13:01:03.701", 3)]
+
+
+def test_a_timeout_read_before_its_ignored_request_still_pairs() -> None:
+    live = LiveState(RunSettings())
+    time_out(live, 4, "13:01:03.099", 1)  # the server log lags behind in a backlog
+    ignore(live, "13:01:01.000", 1)  # an older request 1 of another client: no pair
+    ignore(live, "13:01:03.100", 1)
+    assert ignored_rows(live) == [("13:01:01.000", None), ("13:01:03.100", 4)]
+
+
+def test_no_pair_outside_the_timeout() -> None:
+    live = LiveState(RunSettings(timeout_ms=2000))
+    ignore(live, "13:01:03.100", 1)
+    time_out(live, 1, "13:01:00.000", 1)  # received 3.1 s after it was sent: not this one
+    time_out(live, 2, "13:01:03.200", 1)  # sent after the server received it
+    assert ignored_rows(live) == [("13:01:03.100", None)]
+
+
+def test_waiting_ignored_requests_are_bounded() -> None:
+    live = LiveState(RunSettings())
+    start = datetime(2026, 11, 26, 13)
+    for n in range(PENDING + 500):
+        stamp = (start + timedelta(milliseconds=n)).strftime("%H:%M:%S.%f")[:12]
+        ignore(live, stamp, n)
+        time_out(live, 1, stamp, 10_000_000 + n)  # timeouts that pair with nothing
+    waiting = live.attribution
+    assert sum(map(len, waiting.ignored.values())) == PENDING
+    assert sum(map(len, waiting.timeouts.values())) == PENDING
+    assert min(waiting.ignored) == 500  # the oldest went first
+    time_out(live, 2, "13:00:00.000", 0)  # its ignored request was forgotten
+    time_out(live, 2, (start + timedelta(milliseconds=600)).strftime("%H:%M:%S.%f")[:12], 600)
+    assert 600 not in waiting.ignored
+    assert 0 in waiting.timeouts
+
+
+def test_exchanges_carry_their_epoch_time() -> None:
+    rows = feed().snapshot()["exchanges"]
+    for row in rows:
+        assert datetime.fromtimestamp(row["t"]).strftime("%H:%M:%S.%f")[:12] == row["time"]
+
+
+def test_time_zone_of_the_logs() -> None:
+    def at(offset: timedelta, name: str | None = None) -> dict[str, object]:
+        zone = timezone(offset) if name is None else timezone(offset, name)
+        return time_zone(datetime(2026, 11, 26, 13, tzinfo=zone))
+
+    assert at(timedelta(hours=1), "CET") == {"name": "CET", "utc_offset_s": 3600,
+                                             "label": "UTC+01:00"}  # fmt: skip
+    assert at(timedelta(hours=5, minutes=30))["label"] == "UTC+05:30"
+    assert at(timedelta(hours=-3, minutes=-30))["label"] == "UTC-03:30"
+    assert at(timedelta(hours=-3, minutes=-30))["utc_offset_s"] == -12600
+    assert at(timedelta(0), "UTC")["label"] == "UTC"
+    local = time_zone(datetime.now().astimezone())
+    offset = datetime.now().astimezone().utcoffset()
+    assert offset is not None
+    assert local["utc_offset_s"] == round(offset.total_seconds())

@@ -14,6 +14,7 @@ from pingpong.logformat import (
     Answered,
     Ignored,
     LogFormatError,
+    ServerRecord,
     TimedOut,
     Unpaired,
     format_record,
@@ -38,7 +39,7 @@ SPEC_CLIENT = [
 
 
 def test_spec_examples_byte_exact() -> None:
-    records = [
+    records: list[ServerRecord] = [
         Answered(T, Ping(4), T.replace(microsecond=977000), Pong(11, 4, 2)),
         Ignored(datetime(2026, 11, 26, 13, 1, 3, 100000), Ping(5)),
         Unpaired(datetime(2026, 11, 26, 13, 1, 5), Keepalive(12)),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from pingpong.process import ChildProcess, tail
 
 from .conftest import run
@@ -45,3 +47,19 @@ def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert tail(tmp_path / "nope.err") == ""
     (tmp_path / "big.err").write_text("x" * 5000 + "END")
     assert tail(tmp_path / "big.err", limit=10) == "xxxxxxxEND"
+
+
+def test_a_child_that_cannot_start_leaves_no_open_file(tmp_path: Path) -> None:
+    fds = Path("/proc/self/fd")
+    if not fds.is_dir():
+        pytest.skip("counts open files through /proc")
+
+    async def scenario() -> None:
+        child = ChildProcess("server", [str(tmp_path / "no-such-program")], tmp_path)
+        with pytest.raises(FileNotFoundError):
+            await child.spawn()
+        assert child.state == "starting"
+
+    before = len(list(fds.iterdir()))
+    run(scenario())
+    assert len(list(fds.iterdir())) == before

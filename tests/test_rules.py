@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pingpong.logformat import Answered, Ignored, ServerRecord
-from pingpong.protocol import Ping, Pong
+from pingpong.logformat import Answered, Ignored, ServerRecord, Unpaired
+from pingpong.protocol import Keepalive, Ping, Pong
 from pingpong.rules import Rules
 from pingpong.runlogs import Line, RunLogs
 from pingpong.settings import MsRange, RunSettings
@@ -54,3 +54,23 @@ def test_delays_against_the_settings() -> None:
     assert Rules(logs, RunSettings(), slack_ms=20).delays().findings == []
     findings = Rules(logs, RunSettings(delay_ms=MsRange(100, 400)), 20).delays().findings
     assert findings == [f"server.log:{n}: delay 500 ms, not in 100–400" for n in (1, 2, 3)]
+
+
+def cadence(lateness_ms: list[int]) -> list[str]:
+    """The cadence findings for one-copy keepalive rounds 1 s apart, each this late."""
+    server: list[Line[ServerRecord]] = [
+        Line("server.log", n + 1,
+             Unpaired(START + timedelta(seconds=n, milliseconds=late), Keepalive(n)))
+        for n, late in enumerate(lateness_ms)
+    ]  # fmt: skip
+    logs = RunLogs(Path("run"), None, {}, server=server)
+    return (
+        Rules(logs, RunSettings(clients=1, keepalive_s=1), slack_ms=20).keepalive_cadence().findings
+    )
+
+
+def test_keepalive_grid_from_its_earliest_round() -> None:
+    # A late first round does not make the punctual rounds after it look off the grid.
+    assert cadence([48, 1, 2, 0, 3]) == ["server.log:1: keepalive round +48 ms off the 1 s grid"]
+    assert cadence([15, 2, 9, 0]) == []
+    assert cadence([0, 2, 250, 1]) == ["server.log:3: keepalive round +250 ms off the 1 s grid"]

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
-from app import runs_api
+from app import models, runindex, runs_api, runs_models
 from app.main import create_app
 from app.runindex import index_path
 from pingpong.runlogs import load_run
@@ -366,3 +367,29 @@ def test_a_live_run_is_followed_then_indexed_when_it_ends(
         summary = summarize_logs(load_run(folder))
         assert overview["counters"]["clients"] == summary["clients"]
         assert json.loads((folder / "run.json").read_text())["state"] in ("finished", "failed")
+
+
+def _fits(model: Any, data: Any) -> None:
+    """``data`` fits ``model`` exactly: every field documented, every type as declared."""
+    TypeAdapter(model).validate_json(json.dumps(data), strict=True)
+
+
+def test_responses_match_their_documented_models(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for run_id in (CLI_RUN, GENERATED, DAMAGED):
+        _fits(runs_models.Overview, get(client, f"/api/runs/{run_id}/overview"))
+        page = get(client, f"/api/runs/{run_id}/exchanges?limit=50")
+        _fits(runs_models.ExchangePage, page)
+        _fits(runs_models.Timeline, get(client, f"/api/runs/{run_id}/timeline?width=500"))
+        _fits(runs_models.Charts, get(client, f"/api/runs/{run_id}/charts?width=500"))
+    monkeypatch.setattr(runindex, "_MAX_BARS", 10)
+    counts = get(client, f"/api/runs/{GENERATED}/timeline?width=500")
+    assert counts["mode"] == "counts"
+    _fits(runs_models.Timeline, counts)
+    _fits(runs_models.CitedLines, get(client, f"/api/runs/{GENERATED}/lines/server.log?line=3"))
+    _fits(runs_models.Comparison, get(client, f"/api/compare?ids={CLI_RUN},{GENERATED}"))
+    _fits(models.ValidationErrors, get(client, f"/api/runs/{GENERATED}/exchanges?limit=0", 422))
+    _fits(models.Error, get(client, "/api/runs/2026-01-01_00-00-00/timeline", 404))
+    with pytest.raises(ValueError, match="Extra inputs"):  # the check can fail
+        _fits(runs_models.ExchangePage, {**page, "extra": 1})

@@ -50,3 +50,20 @@ def test_bad_lines_are_counted_not_fatal(tmp_path: Path) -> None:
     assert live.counters()["server"]["bad_lines"] == 1
     assert live.counters()["clients"][0]["answered"] == 1
     tailer.close()
+
+
+def test_a_torn_last_line_is_a_bad_line_never_a_record(tmp_path: Path) -> None:
+    """A write cut short (a full disk) leaves a line without its end: even when its bytes
+    would parse, it is not a record; once the run is over it counts as a bad line."""
+    live = LiveState(RunSettings())
+    tailer = RunTailer(tmp_path, 1, live)
+    (tmp_path / "server.log").write_text(ANSWERED + IGNORED.rstrip("\n"), encoding="utf-8")
+    (tmp_path / "client1.log").write_text(CLIENT, encoding="utf-8")
+    tailer.drain()
+    tailer.drain()  # counted once
+    counters = live.counters()
+    assert counters["server"]["requests"] == 1
+    assert counters["server"]["ignored"] == 0
+    assert counters["server"]["bad_lines"] == 1
+    assert counters["clients"][0]["answered"] == 1
+    tailer.close()
