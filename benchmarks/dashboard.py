@@ -8,6 +8,10 @@ the app process's CPU time and resident memory from /proc (Linux).
 
     python benchmarks/dashboard.py                       # a default run, 60 s, 1 viewer
     python benchmarks/dashboard.py --clients 50 --interval-ms 40-60 --viewers 1,20
+    python benchmarks/dashboard.py --clients 28 --interval-ms 40-60 --browser
+
+With ``--browser`` the page is also open in Debian's Chromium during the run, and the
+share of its main thread the page keeps busy is measured (CDP Performance.getMetrics).
 
 Each viewer count is one run (the first is the baseline the others are compared
 with); the table shows lag p50/p95/max, lines per second, the app's CPU share and

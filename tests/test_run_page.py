@@ -289,3 +289,40 @@ def test_a_live_run_page_follows_the_run_then_stays(
     assert final == str(overview["counters"]["server"]["requests"])
     assert real(watch.problems) == []
     page.close()
+
+
+def test_the_live_page_has_a_timeline_of_the_latest_exchanges(
+    browser: Browser, dashboard: Dashboard, no_stray_processes: None
+) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch = Watch(page)
+    page.goto(dashboard.url)
+    page.wait_for_selector("#connection[data-status=live]")
+    short = {"clients": 2, "duration": 8, "interval_ms": [50, 200], "delay_ms": [10, 100],
+             "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
+    assert dashboard.request("POST", "/api/start", short)[0] == 202
+    page.wait_for_function(
+        "Number(document.querySelector('[data-counter=requests]').textContent) > 10"
+    )
+    page.locator("#live-timeline").scroll_into_view_if_needed()
+    box = page.locator("#live-timeline canvas").bounding_box()
+    assert box is not None
+    tip = ""
+    for dy in (6, 12, 18):
+        for x in range(80, int(box["width"]) - 10, 4):
+            page.mouse.move(box["x"] + x, box["y"] + 22 + dy)
+            if page.locator("#live-timeline .timeline-tooltip").is_visible():
+                tip = page.locator("#live-timeline .timeline-tooltip").inner_text()
+                break
+        if tip:
+            break
+    assert re.search(r"client1|client2", tip), tip
+    # Pause stops following; End follows again.
+    page.click("#live-follow")
+    assert page.get_attribute("#live-follow", "aria-pressed") == "true"
+    page.locator("#live-timeline").focus()
+    page.keyboard.press("End")
+    assert page.get_attribute("#live-follow", "aria-pressed") == "false"
+    dashboard.wait_for_state("finished", "failed")
+    assert real(watch.problems) == []
+    page.close()
