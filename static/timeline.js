@@ -111,6 +111,7 @@
       this.selectedId = null;
       this.pending = false;
       this.drag = null;
+      this.mouse = null; // where the mouse is over the canvas, while it is
       this.width = 0;
       this.message = "";
       this._listen();
@@ -197,8 +198,9 @@
         for (const key of Object.keys(data.counts)) this._ensureLane(key);
         this._fit();
       }
-      this.hovered = -1;
-      this.tooltip.hidden = true;
+      // New data under a mouse that has not moved (a live timeline): the tooltip follows.
+      this.hovered = this.mouse ? this.hit(this.mouse.x, this.mouse.y) : -1;
+      this._tooltip(this.hovered, this.mouse ? this.mouse.x : 0, this.mouse ? this.mouse.y : 0);
       this.requestDraw();
     }
 
@@ -454,6 +456,7 @@
         const rect = canvas.getBoundingClientRect();
         const x = event.clientX - rect.left;
         const y = event.clientY - rect.top;
+        this.mouse = { x, y };
         const index = this.hit(x, y);
         if (index !== this.hovered) {
           this.hovered = index;
@@ -462,6 +465,7 @@
         this._tooltip(index, x, y);
       });
       canvas.addEventListener("mouseleave", () => {
+        this.mouse = null;
         this.hovered = -1;
         this.tooltip.hidden = true;
         this.requestDraw();

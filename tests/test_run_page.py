@@ -300,9 +300,12 @@ def test_the_live_page_has_a_timeline_of_the_latest_exchanges(
     page.wait_for_selector("#connection[data-status=live]")
     short = {"clients": 2, "duration": 8, "interval_ms": [50, 200], "delay_ms": [10, 100],
              "timeout_ms": 300, "keepalive_s": 0.5}  # fmt: skip
-    assert dashboard.request("POST", "/api/start", short)[0] == 202
+    status, run = dashboard.request("POST", "/api/start", short)
+    assert status == 202
+    # This run's counters, not the previous run's.
     page.wait_for_function(
-        "Number(document.querySelector('[data-counter=requests]').textContent) > 10"
+        f"document.querySelector('#run-id').textContent === {run['id']!r}"
+        " && Number(document.querySelector('[data-counter=requests]').textContent) > 10"
     )
     page.locator("#live-timeline").scroll_into_view_if_needed()
     box = page.locator("#live-timeline canvas").bounding_box()
