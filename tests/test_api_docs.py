@@ -53,7 +53,7 @@ def test_the_openapi_document_is_valid(openapi: dict[str, Any]) -> None:
 
 def test_every_route_is_documented(client: TestClient, openapi: dict[str, Any]) -> None:
     app = client.app
-    every = []
+    every: list[Any] = []
     for route in app.routes:  # type: ignore[attr-defined]
         # An included APIRouter (the run API's) is one entry holding its own routes.
         included = getattr(route, "original_router", None)

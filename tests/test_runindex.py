@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import math
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -368,9 +369,9 @@ def test_an_exchange_shows_its_wire_lines_and_log_lines(real_run: Path) -> None:
         around = index.read_lines("server.log", 5, 2, 2)
         assert [a["line"] for a in around] == [3, 4, 5, 6, 7]
         assert [a["text"] for a in around] == texts["server.log"][2:7]
-        row = index.exchange_at_line("client1.log", 1)
-        assert row is not None
-        assert exchange_json(row)["log"]["client"] == {"file": "client1.log", "line": 1}
+        recorded = index.exchange_at_line("client1.log", 1)
+        assert recorded is not None
+        assert exchange_json(recorded)["log"]["client"] == {"file": "client1.log", "line": 1}
 
 
 def test_far_lines_are_found_from_the_marks(midnight_run: Path) -> None:
@@ -506,9 +507,9 @@ def test_windowed_delays_count_the_seconds_the_window_touches(midnight_run: Path
 def test_an_unwritable_run_folder_gets_its_index_elsewhere(
     real_run: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_access = runindex.os.access
+    real_access = os.access
     monkeypatch.setattr(
-        runindex.os, "access", lambda path, mode: False if Path(path) == real_run else
+        os, "access", lambda path, mode: False if Path(path) == real_run else
         real_access(path, mode)
     )  # fmt: skip
     path = index_path(real_run)

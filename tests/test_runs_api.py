@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -319,13 +320,13 @@ def test_a_big_backlog_is_indexed_in_a_child_process(
     shutil.copytree(runs / GENERATED, copy, ignore=shutil.ignore_patterns("index.sqlite*"))
     monkeypatch.setattr(runs_api, "_IN_PROCESS_BYTES", 0)
     started: list[tuple[Any, ...]] = []
-    real = runs_api.asyncio.create_subprocess_exec
+    real = asyncio.create_subprocess_exec
 
     async def spy(*args: Any, **kwargs: Any) -> Any:
         started.append(args)
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(runs_api.asyncio, "create_subprocess_exec", spy)
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", spy)
     overview = get(client, "/api/runs/2026-12-31_23-59-41/overview")
     assert overview["index"]["complete"] is True
     assert [a[1:3] for a in started] == [("-m", "app.runindex")]
