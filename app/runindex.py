@@ -58,7 +58,7 @@ from pingpong.logformat import (
 )
 from pingpong.protocol import Keepalive, Ping, Pong
 from pingpong.runlogs import client_log_number, parse_raw, torn_reason
-from pingpong.settings import RunSettings, SettingsErrors
+from pingpong.settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = [
     "INDEX_NAME",
@@ -229,7 +229,9 @@ def backlog_bytes(folder: Path) -> int | None:
 def _settings(folder: Path) -> RunSettings:
     try:
         meta = json.loads((folder / "run.json").read_text(encoding="utf-8"))
-        return RunSettings.from_json(meta.get("settings", {}))
+        # As the checker reads them (pingpong.runlogs): a simulated run has its own kind.
+        kind = SimulatedRunSettings if meta.get("simulated") is True else RunSettings
+        return kind.from_json(meta.get("settings", {}))
     except (OSError, ValueError, AttributeError, SettingsErrors):
         return RunSettings()
 

@@ -1,6 +1,6 @@
-"""The command line: ``pingpong run``, ``server``, ``client``, ``check`` and ``bench``.
+"""The command line: ``pingpong run``, ``server``, ``client``, ``check``, ``bench``, ``simulate``.
 
-The options of ``run``, ``server`` and ``client`` are built from their schemas in
+The options of ``run``, ``server``, ``client`` and ``simulate`` are built from their schemas in
 :mod:`pingpong.settings` (names, defaults, help, validation), and the settings are
 checked before anything starts: each invalid option costs one line on stderr, naming
 the command and the option, and the exit status is 2.
@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +24,7 @@ from .settings import (
     Setting,
     SettingsError,
     SettingsErrors,
+    SimulatedRunSettings,
     address_error,
 )
 
@@ -35,6 +38,7 @@ _SETTINGS: dict[str, type[RunSettings | ServerSettings | ClientSettings]] = {
     "run": RunSettings,
     "server": ServerSettings,
     "client": ClientSettings,
+    "simulate": SimulatedRunSettings,
 }
 
 
@@ -97,7 +101,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         epilog="'pingpong COMMAND --help' lists a command's options.",
     )
     commands = parser.add_subparsers(
-        dest="command", title="commands", metavar="{run,server,client,check,bench}",
+        dest="command", title="commands", metavar="{run,server,client,check,bench,simulate}",
         parser_class=_Parser,
     )  # fmt: skip
 
@@ -108,14 +112,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "line shows the run's progress.",
     )  # fmt: skip
     _add_settings(run, "run")
-    run.add_argument(
-        "--runs-dir", default="runs", metavar="DIR",
-        help="where each run gets its own folder (default: runs)",
-    )  # fmt: skip
-    run.add_argument(
-        "--log-dir", default=None, metavar="DIR",
-        help="write this run into DIR instead (it must hold no logs yet)",
-    )  # fmt: skip
+    _add_folder(run)
     _add_slack(run)
 
     server = commands.add_parser("server", help="run the server alone")
@@ -131,7 +128,48 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
 
     bench = commands.add_parser("bench", help="measure throughput and timing at scale")
     add_arguments(bench)
+
+    simulate = commands.add_parser(
+        "simulate", help="a run in virtual time over an in-memory network, then its check",
+        description="Run the server's and the clients' sessions in virtual time over an "
+        "in-memory network (no sockets, no waiting), write the run's folder as a real run "
+        "would, then check its logs and print a summary.",
+    )  # fmt: skip
+    _add_settings(simulate, "simulate")
+    _add_folder(simulate)
+    simulate.add_argument(
+        "--latency-ms", type=float, default=0.05, metavar="MS",
+        help="one-way network latency (default: 0.05 ms, as on loopback)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--jitter-ms", type=float, default=0.02, metavar="MS",
+        help="extra latency of each message, uniform from 0 to MS (default: 0.02 ms)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--faults", default="", metavar="KIND=N,…",
+        help="faults at random instants, drawn from the seed: cuts, stalls, garbage, "
+        "overlong, server_stop (default: none)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--start", type=datetime.fromisoformat, default=None, metavar="YYYY-MM-DDTHH:MM:SS",
+        help="the simulated local time the run starts at (default: 2026-01-01T00:00:00)",
+    )  # fmt: skip
+    simulate.add_argument(
+        "--no-check", action="store_true",
+        help="skip the check and the summary (for runs too big to load)",
+    )  # fmt: skip
     return parser, dict(commands.choices)
+
+
+def _add_folder(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs-dir", default="runs", metavar="DIR",
+        help="where each run gets its own folder (default: runs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-dir", default=None, metavar="DIR",
+        help="write this run into DIR instead (it must hold no logs yet)",
+    )  # fmt: skip
 
 
 def _settings(args: argparse.Namespace) -> RunSettings | ServerSettings | ClientSettings:
@@ -139,9 +177,10 @@ def _settings(args: argparse.Namespace) -> RunSettings | ServerSettings | Client
     kind = _SETTINGS[args.command]
     values = {name: getattr(args, name) for name in kind.schema.names}
     settings = kind(**kind.schema.validate(values, getattr(args, "given", set())))
-    message = address_error(settings.host, loopback_only=False)
-    if message is not None:
-        raise SettingsErrors([SettingsError("host", message)])
+    if "host" in kind.schema.names:
+        message = address_error(settings.host, loopback_only=False)
+        if message is not None:
+            raise SettingsErrors([SettingsError("host", message)])
     return settings
 
 
@@ -174,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .client import run_client
 
             return asyncio.run(run_client(settings))
+        if isinstance(settings, SimulatedRunSettings):
+            return _simulate(args, settings)
         from .runner import run_cli
 
         return asyncio.run(run_cli(settings, Path(args.runs_dir), args.log_dir, args.slack_ms))
@@ -184,6 +225,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .check import check_cli
 
     return check_cli(args.run_dir, args.slack_ms)
+
+
+def _simulate(args: argparse.Namespace, settings: SimulatedRunSettings) -> int:
+    import random
+
+    from .simfaults import parse_fault_counts, random_faults
+    from .simrun import DEFAULT_START, pick_seed, simulate_cli
+    from .simulate import Network
+
+    def error(option: str, message: str) -> int:
+        print(f"pingpong simulate: error: argument {option}: {message}", file=sys.stderr)
+        return 2
+
+    if settings.seed is None:
+        settings = dataclasses.replace(settings, seed=pick_seed())
+    assert settings.seed is not None
+    try:
+        network = Network(args.latency_ms, args.jitter_ms)
+    except SettingsError as exc:
+        return error(f"--{exc.field.replace('_', '-')}", exc.message)
+    try:
+        counts = parse_fault_counts(args.faults)
+    except ValueError as exc:
+        return error("--faults", str(exc))
+    if args.start is not None and args.start.tzinfo is not None:
+        return error("--start", "the simulated local time, without a zone")
+    faults = random_faults(
+        random.Random(f"faults {settings.seed}"), settings.clients, settings.duration, **counts
+    )
+    return simulate_cli(
+        settings, Path(args.runs_dir), args.log_dir, network=network, faults=faults,
+        start=args.start or DEFAULT_START, check=not args.no_check,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -27,7 +27,9 @@ the next day: a request straddling midnight keeps both instants right.
 
 Formatting and parsing round-trip exactly for any record whose instants are whole
 milliseconds; :func:`parse_server_line` and :func:`parse_client_line` raise only
-:class:`LogFormatError`.
+:class:`LogFormatError`. The ``*_line`` functions make the same lines from
+**stamps** (``YYYY-MM-DD;HH:MM:SS.mmm``, :func:`stamp`) instead of records, for the
+sessions' hot paths; :func:`format_record` is made of them.
 """
 
 from __future__ import annotations
@@ -57,11 +59,16 @@ __all__ = [
     "ServerRecord",
     "TimedOut",
     "Unpaired",
+    "answered_line",
     "format_record",
     "format_time",
+    "ignored_line",
     "parse_client_line",
     "parse_server_line",
+    "stamp",
+    "timed_out_line",
     "truncate_ms",
+    "unpaired_line",
 ]
 
 #: Marker of an ignored request in both response fields of the server log.
@@ -124,26 +131,44 @@ def format_time(instant: datetime) -> str:
     return instant.isoformat(timespec="milliseconds")[11:23]
 
 
-def _date_and_time(instant: datetime) -> str:
-    """``YYYY-MM-DD;HH:MM:SS.mmm`` in one C call (this is the server's hot path)."""
+def stamp(instant: datetime) -> str:
+    """``YYYY-MM-DD;HH:MM:SS.mmm``, milliseconds truncated, in one C call."""
     return instant.isoformat(";", "milliseconds")[:23]
+
+
+def answered_line(request_stamp: str, request: Ping, response_stamp: str, response: Pong) -> str:
+    """The line of an :class:`Answered` record, from the stamps of its two instants."""
+    return f"{request_stamp};{request};{response_stamp[11:]};{response}\n"
+
+
+def ignored_line(request_stamp: str, request: Ping) -> str:
+    """The line of an :class:`Ignored` record."""
+    return f"{request_stamp};{request};{IGNORED};{IGNORED}\n"
+
+
+def timed_out_line(request_stamp: str, request: Ping, response_stamp: str) -> str:
+    """The line of a :class:`TimedOut` record."""
+    return f"{request_stamp};{request};{response_stamp[11:]};{TIMED_OUT}\n"
+
+
+def unpaired_line(response_stamp: str, response: Response) -> str:
+    """The line of an :class:`Unpaired` record: the date is the response's."""
+    return f"{response_stamp[:10]};;;{response_stamp[11:]};{response}\n"
 
 
 def format_record(record: Record) -> str:
     """The record's log line, ``\\n`` included."""
     if isinstance(record, Answered):
-        start, request = record.request_time, record.request
-        rest = f"{format_time(record.response_time)};{record.response}"
-    elif isinstance(record, Ignored):
-        start, request = record.request_time, record.request
-        rest = f"{IGNORED};{IGNORED}"
-    elif isinstance(record, TimedOut):
-        start, request = record.request_time, record.request
-        rest = f"{format_time(record.response_time)};{TIMED_OUT}"
-    else:
-        date, _sep, time_of_day = _date_and_time(record.response_time).partition(";")
-        return f"{date};;;{time_of_day};{record.response}\n"
-    return f"{_date_and_time(start)};{request};{rest}\n"
+        return answered_line(
+            stamp(record.request_time), record.request, stamp(record.response_time), record.response
+        )
+    if isinstance(record, Ignored):
+        return ignored_line(stamp(record.request_time), record.request)
+    if isinstance(record, TimedOut):
+        return timed_out_line(
+            stamp(record.request_time), record.request, stamp(record.response_time)
+        )
+    return unpaired_line(stamp(record.response_time), record.response)
 
 
 _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")

@@ -29,6 +29,16 @@ keepalive cadence    each keepalive round starts on a fixed grid of ``keepalive_
 client numbers       no client number in two logs; ``clientK.log`` starts as
                      client K (runs started by ``pingpong run``)
 ===================  ==========================================================
+
+A simulated run's ``run.json`` lists each client's **outages** (its connection cut,
+closed or no longer read, or the client not reading). What an outage explains is
+accepted, and nothing else: a timeout with no ignored request whose wait overlaps
+one; a response sent during one (or on its way when it began), or on the connection
+it lost, that never reached its client; a gap between two requests across a lost
+connection (the schedule starts again with the next one); a keepalive copy to a
+connection the server still held after its client had lost it; and a client log
+that starts with a later client number because its first connection was lost
+before any answer came.
 """
 
 from __future__ import annotations
@@ -84,6 +94,45 @@ class Rules:
 
     def within(self, value: float, low: float, high: float) -> bool:
         return low - self.slack <= value <= high + self.slack
+
+    def interrupted(
+        self, log_number: int, start: datetime, end: datetime, *, lost: bool = False
+    ) -> bool:
+        """Whether an outage of that client (only a ``lost`` one if asked) overlaps start–end.
+
+        An outage reaches back by the network's longest one-way trip, for what was on
+        its way when it began.
+        """
+        margin = self._margin()
+        return any(
+            outage.overlaps(start, end, margin)
+            for outage in self.logs.outages.get(log_number, ())
+            if not lost or outage.kind == "lost"
+        )
+
+    def _margin(self) -> float:
+        return (self.slack + self.logs.network_ms) / 1000
+
+    def lost_connections_held(self, instant: datetime) -> int:
+        """How many connections the server still held then that their clients had lost."""
+        margin = self._margin()
+        return sum(
+            outage.loses(instant, margin)
+            for outages in self.logs.outages.values()
+            for outage in outages
+        )
+
+    def lost_in_outage(self, sent: datetime, log_number: int | None, client: int | None) -> bool:
+        """Whether a response sent then (to that log's client number ``client``; a keepalive:
+        to anyone) was lost in an outage: sent during it, or on a connection it lost."""
+        margin = self._margin()
+        logs = self.logs.outages if log_number is None else [log_number]
+        return any(
+            outage.overlaps(sent, sent, margin)
+            or ((client is None or outage.connection == client) and outage.loses(sent, margin))
+            for number in logs
+            for outage in self.logs.outages.get(number, ())
+        )
 
     def run(self) -> list[Rule]:
         return [
@@ -201,12 +250,19 @@ class Rules:
         for number, answer in self.sent_pongs.items():
             rule.checked += 1
             if number not in delivered and answer.response.client in owner:
-                log_name = client_log_name(owner[answer.response.client])
+                log_number = owner[answer.response.client]
+                if self.lost_in_outage(answer.response_time, log_number, answer.response.client):
+                    continue
+                log_name = client_log_name(log_number)
                 rule.findings.append(f"{SERVER_LOG}: {answer.response} never reached {log_name}")
         for number, sent in self.sent_keepalives.items():
             rule.checked += 1
             leaving = leaving_from is not None and _ms(sent, leaving_from) >= -self.slack
-            if number not in delivered and not leaving:
+            if (
+                number not in delivered
+                and not leaving
+                and not self.lost_in_outage(sent, None, None)
+            ):
                 rule.findings.append(f"{SERVER_LOG}: [{number}] keepalive reached no client log")
         return rule
 
@@ -218,19 +274,29 @@ class Rules:
                 ignored[line.record.request.request].append((line.record.request_time, line.number))
         used: set[int] = set()
         window = self.s.timeout_ms
+        # Timeouts an outage explains come last: they must not take an ignored request
+        # another timeout needs.
         timeouts = sorted(
-            (record.request_time, log_number, client_line.number, record.request.request)
+            (
+                self.interrupted(log_number, record.request_time, record.response_time),
+                record.request_time,
+                log_number,
+                client_line.number,
+                record.request.request,
+            )
             for log_number, lines in self.logs.clients.items()
             for client_line in lines
             if isinstance(record := client_line.record, TimedOut)
         )
-        for sent, log_number, line_number, request in timeouts:
+        for explained, sent, log_number, line_number, request in timeouts:
             rule.checked += 1
             candidates = [
                 (received, server_line)
                 for received, server_line in ignored.get(request, [])
                 if server_line not in used and self.within(_ms(received, sent), 0, window)
             ]
+            if not candidates and explained:
+                continue
             if not candidates:
                 rule.findings.append(
                     f"{client_log_name(log_number)}:{line_number}: [{request}] PING timed out "
@@ -272,6 +338,8 @@ class Rules:
             for (r0, t0, _), (r1, t1, n1) in itertools.pairwise(sent):
                 if r1 != r0 + 1:
                     continue  # a gap in the numbers is the "requests" rule's finding
+                if self.interrupted(log_number, t0, t1, lost=True):
+                    continue  # the schedule starts again with the next connection
                 rule.checked += 1
                 interval = _ms(t1, t0)
                 if not self.within(interval, low, high):
@@ -360,9 +428,9 @@ class Rules:
             offset = _ms(time, rounds[0][0])
             phases.append(offset - round(offset / period_ms) * period_ms)
         grid = min(phases, default=0.0)
-        for (_time, copies, first), phase in zip(rounds, phases, strict=True):
+        for (sent, copies, first), phase in zip(rounds, phases, strict=True):
             rule.checked += 1
-            if copies > clients:
+            if copies > clients + self.lost_connections_held(sent):
                 rule.findings.append(
                     f"{SERVER_LOG}:{first}: a keepalive round of {copies} copies "
                     f"for {clients} clients"
@@ -378,20 +446,23 @@ class Rules:
     def client_numbers(self) -> Rule:
         rule = Rule("client numbers")
         owners: dict[int, set[int]] = defaultdict(set)
-        first: dict[int, int] = {}
+        first: dict[int, tuple[int, datetime]] = {}
         for log_number, lines in self.logs.clients.items():
             for line in lines:
                 response = getattr(line.record, "response", None)
                 if isinstance(response, Pong):
                     owners[response.client].add(log_number)
-                    first.setdefault(log_number, response.client)
+                    first.setdefault(log_number, (response.client, line.record.response_time))
         for client, logs in sorted(owners.items()):
             rule.checked += 1
             if len(logs) > 1:
                 names = ", ".join(client_log_name(n) for n in sorted(logs))
                 rule.findings.append(f"client number {client} appears in {names}")
         if self.logs.meta:
-            for log_number, client in first.items():
+            for log_number, (client, when) in first.items():
+                start = datetime.min
+                if client > log_number and self.interrupted(log_number, start, when, lost=True):
+                    continue  # its first connection was lost before any answer came
                 if client != log_number:
                     rule.findings.append(
                         f"{client_log_name(log_number)} starts as client {client}, not {log_number}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -23,11 +24,12 @@ from .logformat import (
     parse_server_line,
 )
 from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
-from .settings import RunSettings, SettingsErrors
+from .settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = [
     "BadLine",
     "Line",
+    "Outage",
     "RunLogs",
     "client_log_number",
     "load_run",
@@ -57,6 +59,64 @@ class BadLine:
         return f"{self.file}:{self.number}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A stretch of one client's time when what it was owed could be lost or held up.
+
+    A simulated run's ``run.json`` lists them (see :mod:`pingpong.simulate`), with the
+    network's latency and jitter: what the network did that the logs cannot show.
+
+    ``lost``: its connection was cut, or closed or no longer read by one side, until
+    its next connection was up (``end``; ``None``: never); ``connection`` is the
+    server's number for the connection lost, which the server was done with at
+    ``closed`` (``None``: not before the end). ``stalled``: it was not reading.
+    """
+
+    start: datetime
+    end: datetime | None
+    kind: str
+    connection: int | None = None
+    closed: datetime | None = None
+
+    def overlaps(self, start: datetime, end: datetime, margin: float) -> bool:
+        """Whether it overlaps ``start``–``end``, ``margin`` seconds either side."""
+        if (self.start - end).total_seconds() > margin:
+            return False
+        return self.end is None or (start - self.end).total_seconds() <= margin
+
+    def loses(self, instant: datetime, margin: float) -> bool:
+        """Whether a message sent at ``instant`` on the lost connection was lost with it."""
+        if self.connection is None or (self.start - instant).total_seconds() > margin:
+            return False
+        return self.closed is None or (instant - self.closed).total_seconds() <= margin
+
+
+def _simulation(meta: dict[str, Any]) -> dict[str, Any]:
+    simulation = meta.get("simulation")
+    return simulation if isinstance(simulation, dict) else {}
+
+
+def _outages(meta: dict[str, Any]) -> dict[int, list[Outage]]:
+    simulation = _simulation(meta)
+    found: dict[int, list[Outage]] = {}
+
+    def instant(text: str | None) -> datetime | None:
+        return None if text is None else datetime.fromisoformat(text)
+
+    for log_number, items in dict(simulation.get("outages") or {}).items():
+        found[int(log_number)] = [
+            Outage(
+                datetime.fromisoformat(item["start"]),
+                instant(item.get("end")),
+                str(item["kind"]),
+                None if item.get("connection") is None else int(item["connection"]),
+                instant(item.get("closed")),
+            )
+            for item in items
+        ]
+    return found
+
+
 @dataclass
 class RunLogs:
     folder: Path
@@ -66,6 +126,8 @@ class RunLogs:
     clients: dict[int, list[Line[ClientRecord]]] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
+    outages: dict[int, list[Outage]] = field(default_factory=dict)  # by client log number
+    network_ms: float = 0.0  # the longest one-way trip of a message (simulated runs)
 
 
 def torn_reason(length: int) -> str:
@@ -111,12 +173,23 @@ def load_run(folder: Path) -> RunLogs:
     if meta_path.exists():
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            settings = RunSettings.from_json(meta.get("settings", {}))
+            kind = SimulatedRunSettings if meta.get("simulated") is True else RunSettings
+            settings = kind.from_json(meta.get("settings", {}))
         except (ValueError, AttributeError) as exc:
             problems.append(f"{RUN_JSON}: {exc}")
             if isinstance(exc, SettingsErrors):
                 settings = None
-    logs = RunLogs(folder, settings, meta, problems=problems)
+    outages: dict[int, list[Outage]] = {}
+    network_ms = 0.0
+    try:
+        outages = _outages(meta)
+        network = _simulation(meta).get("network") or {}
+        network_ms = float(network.get("latency_ms", 0)) + float(network.get("jitter_ms", 0))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        problems.append(f"{RUN_JSON}: unreadable simulation: {exc}")
+    logs = RunLogs(
+        folder, settings, meta, problems=problems, outages=outages, network_ms=network_ms
+    )
     if files.server_log.exists():
         _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:

@@ -47,6 +47,7 @@ __all__ = [
     "REMOTE_BIND_ENV",
     "RUN",
     "SERVER",
+    "SIMULATE",
     "Below",
     "ClientSettings",
     "MsRange",
@@ -56,6 +57,7 @@ __all__ = [
     "Setting",
     "SettingsError",
     "SettingsErrors",
+    "SimulatedRunSettings",
     "address_error",
 ]
 
@@ -64,6 +66,7 @@ Kind = Literal["integer", "number", "range", "string"]
 
 MAX_MS = 60_000
 MAX_CLIENTS = 100
+MAX_SIMULATED_CLIENTS = 1_000_000  # no processes: as many as memory and patience allow
 MAX_DURATION_S = 86_400
 MAX_TIMEOUT_MS = 3_600_000
 MAX_SEED = 2**53 - 1  # the largest integer a browser's numbers hold exactly
@@ -364,6 +367,10 @@ CLIENTS: Setting[int] = Setting(
     "clients", "integer", 2, "Clients", "how many clients the run starts",
     minimum=1, maximum=MAX_CLIENTS,
 )  # fmt: skip
+SIMULATED_CLIENTS: Setting[int] = Setting(
+    "clients", "integer", 2, "Clients", "how many clients the simulation runs",
+    minimum=1, maximum=MAX_SIMULATED_CLIENTS,
+)  # fmt: skip
 DURATION: Setting[float] = Setting(
     "duration", "number", 300.0, "Duration", "how long the run lasts, in seconds",
     unit="s", minimum=1, maximum=MAX_DURATION_S,
@@ -446,6 +453,12 @@ TIMEOUT_ABOVE_DELAY = Below(
 #: ``pingpong run``, the API's ``POST /api/start`` body and the page's form.
 RUN = Schema(
     (CLIENTS, DURATION, INTERVAL, DELAY, IGNORE, KEEPALIVE, TIMEOUT, SEED, RUN_HOST, RUN_PORT),
+    (TIMEOUT_ABOVE_DELAY,),
+)
+#: ``pingpong simulate`` and a simulated run's ``run.json``: a run's settings, with far
+#: more clients and no address (nothing listens).
+SIMULATE = Schema(
+    (SIMULATED_CLIENTS, DURATION, INTERVAL, DELAY, IGNORE, KEEPALIVE, TIMEOUT, SEED),
     (TIMEOUT_ABOVE_DELAY,),
 )
 #: ``pingpong server``.
@@ -569,23 +582,31 @@ class RunSettings(_Settings):
         errors: list[SettingsError] = []
         values: dict[str, Any] = {}
         for name, value in data.items():
-            if name not in RUN.names:
-                errors.append(RUN.unknown(name))
+            if name not in cls.schema.names:
+                errors.append(cls.schema.unknown(name))
                 continue
             try:
-                values[name] = RUN[name].from_json(value)
+                values[name] = cls.schema[name].from_json(value)
             except SettingsError as error:
                 errors.append(error)
         failed = {error.field for error in errors}
-        full: dict[str, Any] = {s.name: values.get(s.name, s.default) for s in RUN.settings}
-        errors += RUN.errors(full, data.keys(), unknown=failed)
+        full: dict[str, Any] = {s.name: values.get(s.name, s.default) for s in cls.schema.settings}
+        errors += cls.schema.errors(full, data.keys(), unknown=failed)
         if resolve and not any(error.field == "host" for error in errors):
             message = address_error(str(full["host"]), loopback_only=loopback_only)
             if message is not None:
                 errors.append(SettingsError("host", message))
         if errors:
             raise SettingsErrors(errors)
-        return cls(**{s.name: s.normal(full[s.name]) for s in RUN.settings})
+        return cls(**{s.name: s.normal(full[s.name]) for s in cls.schema.settings})
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedRunSettings(RunSettings):
+    """A simulated run's settings (``pingpong simulate``): its host and port are unused."""
+
+    schema: ClassVar[Schema] = SIMULATE
+    command: ClassVar[str] = "simulate"
 
 
 def address_error(host: str, *, loopback_only: bool) -> str | None:

@@ -107,7 +107,8 @@ def format_summary(run: dict[str, Any]) -> str:
         f"{p['role']} exit {p['exit_code']}" + (" (killed)" if p["killed"] else "")
         for p in run["processes"]
     )
-    lines.append(f"  processes: {processes}")
+    if processes:  # a simulated run has none
+        lines.append(f"  processes: {processes}")
     summary = run.get("summary")
     if summary:
         server = summary["server"]

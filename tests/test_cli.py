@@ -95,7 +95,7 @@ def test_no_command_prints_the_usage(capsys: pytest.CaptureFixture[str]) -> None
     code, out, err = run_main([], capsys)
     assert code == 2
     assert out == ""
-    assert err.startswith("usage: pingpong [-h] {run,server,client,check,bench} ...")
+    assert err.startswith("usage: pingpong [-h] {run,server,client,check,bench,simulate} ...")
     assert "run a server and N clients, then check their logs" in err
 
 
@@ -140,13 +140,13 @@ def help_of(*command: str) -> str:
 
 def test_help_lists_every_command_in_plain_text() -> None:
     text = help_of()
-    assert "{run,server,client,check,bench}" in text
+    assert "{run,server,client,check,bench,simulate}" in text
     assert "``" not in text
     assert "SPEC" not in text
     assert "§" not in text
 
 
-@pytest.mark.parametrize("command", ["run", "server", "client", "check", "bench"])
+@pytest.mark.parametrize("command", ["run", "server", "client", "check", "bench", "simulate"])
 def test_every_option_has_help(command: str) -> None:
     text = help_of(command)
     options = text.split("options:\n", 1)[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import math
 import os
 import shutil
@@ -535,3 +536,21 @@ def test_the_command_line_builds_an_index(child_index: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert '"complete": true' in result.stdout
     assert_matches_checker(child_index, 300)
+
+
+def test_a_simulated_run_reads_as_the_checker_reads_it(tmp_path: Path) -> None:
+    """A simulated run (``pingpong simulate``): its own settings in run.json, a timeout
+    other than the default, across midnight."""
+    folder = tmp_path / "2026-11-26_23-59-50"
+    result = subprocess.run(
+        pingpong_argv("simulate", "--clients", "3", "--duration", "20", "--interval-ms",
+                      "50-200", "--delay-ms", "10-100", "--timeout-ms", "300", "--ignore",
+                      "0.3", "--keepalive-s", "0.5", "--seed", "3", "--start",
+                      "2026-11-26T23:59:50", "--log-dir", str(folder)),
+        env=child_env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert (folder / "server.log").exists(), result.stderr
+    assert json.loads((folder / "run.json").read_text(encoding="utf-8"))["simulated"] is True
+    update(folder, final=True)
+    assert_matches_checker(folder, 300)
+    assert rows(folder, "SELECT count(*) FROM exchanges WHERE outcome = 1")[0][0] > 0
