@@ -14,7 +14,7 @@ from typing import Any
 
 from pingpong.core.runfolder import RunFolder, is_run_id, run_id_sort_key
 
-__all__ = ["list_runs", "log_path", "read_run"]
+__all__ = ["list_runs", "log_names", "log_path", "read_run", "run_folder"]
 
 
 def _folder(runs_dir: Path, run_id: str) -> RunFolder | None:
@@ -22,6 +22,12 @@ def _folder(runs_dir: Path, run_id: str) -> RunFolder | None:
         return None
     folder = RunFolder(runs_dir / run_id)
     return folder if folder.path.is_dir() else None
+
+
+def run_folder(runs_dir: Path, run_id: str) -> Path | None:
+    """The folder of a run, or ``None`` if there is no such run (or the id is not one)."""
+    folder = _folder(runs_dir, run_id)
+    return None if folder is None else folder.path
 
 
 def log_names(folder: Path) -> list[str]:

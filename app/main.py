@@ -33,6 +33,7 @@ from .history import list_runs, log_path, read_run
 from .hub import Hub, KeepTransport
 from .live import time_zone
 from .metrics import Metrics
+from .runs_api import runs_router
 from .security import LocalOnly
 from .supervisor import Conflict, Supervisor, Unavailable
 
@@ -131,6 +132,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     app.add_middleware(LocalOnly)
     app.add_middleware(KeepTransport)  # outside Starlette's wrapping of send (app.hub)
     app.mount("/static", StaticFiles(directory=static), name="static")
+    app.include_router(runs_router(runs, supervisor, templates))
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> FileResponse:

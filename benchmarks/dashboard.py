@@ -8,6 +8,10 @@ the app process's CPU time and resident memory from /proc (Linux).
 
     python benchmarks/dashboard.py                       # a default run, 60 s, 1 viewer
     python benchmarks/dashboard.py --clients 50 --interval-ms 40-60 --viewers 1,20
+    python benchmarks/dashboard.py --clients 28 --interval-ms 40-60 --browser
+
+With ``--browser`` the page is also open in Debian's Chromium during the run, and the
+share of its main thread the page keeps busy is measured (CDP Performance.getMetrics).
 
 Each viewer count is one run (the first is the baseline the others are compared
 with); the table shows lag p50/p95/max, lines per second, the app's CPU share and
@@ -20,10 +24,12 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from datetime import datetime
@@ -121,16 +127,57 @@ async def viewer(port: int, lags: list[float], ready: asyncio.Event, done: async
                 done.set()
 
 
+CHROMIUM = os.environ.get("PINGPONG_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def browser_busy(port: int, started: threading.Event, seconds: float, result: list[float]) -> None:
+    """The share of Chromium's main thread the live page keeps busy during a run: the
+    renderer's TaskDuration (CDP Performance.getMetrics) over wall time, measured for
+    ``seconds`` from 3 s after the run starts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#connection[data-status=live]")
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Performance.enable")
+
+        def task_seconds() -> float:
+            metrics = cdp.send("Performance.getMetrics")["metrics"]
+            return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+        started.wait()
+        time.sleep(3)  # the run's first exchanges, the charts made
+        busy0, wall0 = task_seconds(), time.monotonic()
+        time.sleep(seconds)
+        busy1, wall1 = task_seconds(), time.monotonic()
+        result.append(100 * (busy1 - busy0) / (wall1 - wall0))
+        browser.close()
+
+
 async def measure(
-    port: int, pid: int, runs: Path, viewers: int, settings: dict[str, Any]
+    port: int, pid: int, runs: Path, viewers: int, settings: dict[str, Any], browser: bool
 ) -> dict[str, Any]:
     lags: list[list[float]] = [[] for _ in range(viewers)]
+    started = threading.Event()
+    busy: list[float] = []
+    watcher = None
+    if browser:
+        seconds = max(1.0, min(30.0, settings["duration"] - 6))
+        watcher = threading.Thread(target=browser_busy, args=(port, started, seconds, busy))
+        watcher.start()
+        await asyncio.sleep(8)  # Chromium up, the page loaded and live
     done = asyncio.Event()
     ready = [asyncio.Event() for _ in range(viewers)]
     tasks = [asyncio.create_task(viewer(port, lags[i], ready[i], done)) for i in range(viewers)]
     # Every viewer has its snapshot before the run starts, so none misses its first lines.
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in ready)), 30)
     run = post(port, "/api/start", settings)
+    started.set()
     cpu0, wall0, rss0 = cpu(pid), time.monotonic(), rss_mib(pid)
     samples: list[tuple[float, float]] = []  # (seconds into the run, RSS MiB)
 
@@ -144,6 +191,8 @@ async def measure(
     cpu1, wall1, rss1 = cpu(pid), time.monotonic(), rss_mib(pid)
     sampler.cancel()
     await asyncio.gather(*tasks)
+    if watcher is not None:
+        await asyncio.to_thread(watcher.join)
     all_lags = sorted(lag for per_viewer in lags for lag in per_viewer)
     files = RunFolder(runs / run["id"])
     logs = [files.server_log, *files.client_logs().values()]
@@ -159,6 +208,7 @@ async def measure(
         "rss_start": rss0,
         "rss_end": rss1,
         "rss_samples": samples,
+        "browser_pct": busy[0] if busy else None,
     }
 
 
@@ -168,6 +218,10 @@ def main() -> None:
     parser.add_argument("--interval-ms", default="300-3000")
     parser.add_argument("--duration", type=float, default=60)
     parser.add_argument("--viewers", default="1", help="comma-separated viewer counts")
+    parser.add_argument(
+        "--browser", action="store_true",
+        help="also open the page in Debian's Chromium and measure its main thread (CDP)",
+    )  # fmt: skip
     args = parser.parse_args()
     low, high = map(int, args.interval_ms.split("-"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -178,7 +232,9 @@ def main() -> None:
             for count in map(int, args.viewers.split(",")):
                 settings = {"clients": args.clients, "duration": args.duration,
                             "interval_ms": [low, high]}  # fmt: skip
-                rows.append(asyncio.run(measure(port, process.pid, runs, count, settings)))
+                rows.append(
+                    asyncio.run(measure(port, process.pid, runs, count, settings, args.browser))
+                )
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -191,6 +247,10 @@ def main() -> None:
         print(f"{row['viewers']:>7} {row['lines_per_s']:>8.0f} {row['lag_p50']:>6.0f}ms "
               f"{row['lag_p95']:>6.0f}ms {row['lag_max']:>6.0f}ms {row['cpu_pct']:>7.1f}% "
               f"{row['rss_start']:>6.1f}→{row['rss_end']:<6.1f} {ratio:>8.2f}x")  # fmt: skip
+    for row in rows:
+        if row["browser_pct"] is not None:
+            print(f"Chromium main thread busy with the live page, {row['viewers']} viewers "
+                  f"(+ the page): {row['browser_pct']:.1f} %")  # fmt: skip
     for row in rows:
         if row["rss_samples"]:
             print(f"RSS MiB every 30 s, {row['viewers']} viewers: "

@@ -14,6 +14,11 @@
   const text = (value, fallback = "—") =>
     value === null || value === undefined ? fallback : String(value);
 
+  // Writes only what changed: an unchanged text costs no style or layout work.
+  function setText(node, value) {
+    if (node.textContent !== value) node.textContent = value;
+  }
+
   function escapeHtml(value) {
     return text(value, "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   }
@@ -52,7 +57,10 @@
     charts.offset = store.zone ? store.zone.utc_offset_s : 0;
     renderZone();
     charts.reset();
-    renderAll();
+    feed.dirty = true;
+    liveTimeline.reset();
+    liveTimeline.add(store.live.exchanges);
+    renderAll(true);
   }
 
   function applyUpdate(message) {
@@ -65,6 +73,8 @@
       store.runId = runId; // a new run: start from empty series
       store.live = emptyLive();
       charts.reset();
+      feed.dirty = true;
+      liveTimeline.reset();
     }
     const live = message.live;
     if (live) {
@@ -77,11 +87,14 @@
       const lastId = into.exchanges.length ? into.exchanges[into.exchanges.length - 1].id : -1;
       const fresh = live.exchanges.filter((e) => e.id > lastId);
       into.exchanges = into.exchanges.concat(fresh).slice(-MAX_EXCHANGES);
+      liveTimeline.add(fresh);
       // Ignored requests whose client became known (by its timeout) since they were sent.
       if (live.attributed && live.attributed.length) {
         const byId = new Map(into.exchanges.map((e) => [e.id, e]));
         for (const { id, client } of live.attributed) {
           if (byId.has(id)) byId.get(id).client = client;
+          feed.attributed(id, client);
+          liveTimeline.attributed(id, client);
         }
       }
       for (const [client, points] of Object.entries(live.round_trips)) {
@@ -93,7 +106,7 @@
       for (const bucket of live.rates) rates.set(bucket.t, bucket);
       into.rates = Array.from(rates.values()).sort((a, b) => a.t - b.t).slice(-MAX_POINTS);
     }
-    renderAll();
+    scheduleRender(previousState !== store.state);
     if (previousState !== store.state) history.refresh(); // a run began, ended or moved on
   }
 
@@ -356,20 +369,28 @@
 
   function renderStatus() {
     const state = $("#state");
-    state.textContent = store.state;
+    setText(state, store.state);
     state.className = `badge state-${store.state}`;
-    document.title = `pingpong — ${store.state}`;
+    if (document.title !== `pingpong — ${store.state}`) document.title = `pingpong — ${store.state}`;
     const run = store.run;
-    $("#run-id").textContent = run ? run.id : "—";
-    $("#address").textContent = text(run && run.address);
-    $("#stopped-by").textContent = run && run.stopped_by ? `· stopped by ${run.stopped_by}` : "";
-    $("#run-error").textContent = (run && run.error) || "";
-    $("#processes").innerHTML = (run ? run.processes : [])
+    setText($("#run-id"), run ? run.id : "—");
+    $("#run-link").hidden = !run;
+    if (run && $("#run-link").getAttribute("href") !== `/runs/${encodeURIComponent(run.id)}`) {
+      $("#run-link").href = `/runs/${encodeURIComponent(run.id)}`;
+    }
+    setText($("#address"), text(run && run.address));
+    setText($("#stopped-by"), run && run.stopped_by ? `· stopped by ${run.stopped_by}` : "");
+    setText($("#run-error"), (run && run.error) || "");
+    const processes = (run ? run.processes : [])
       .map(
         (p) => `<tr><td>${escapeHtml(p.role)}</td><td>${text(p.pid)}</td>
           <td>${escapeHtml(p.state)}${p.killed ? " (killed)" : ""}</td><td>${text(p.exit_code)}</td></tr>`,
       )
       .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : "no run yet"}</td></tr>`;
+    if (processes !== renderStatus.processes) { // rebuilt only when a process changed
+      renderStatus.processes = processes;
+      $("#processes").innerHTML = processes;
+    }
     renderClock();
     renderButtons();
   }
@@ -386,27 +407,76 @@
       keepalives: server.keepalives || 0,
       last_response: text(server.last_response),
     };
-    for (const el of $$("[data-counter]")) el.textContent = values[el.dataset.counter];
-    const rows = ((store.live && store.live.clients) || []).map((c) => {
+    for (const el of $$("[data-counter]")) setText(el, String(values[el.dataset.counter]));
+    // One row per client, made once; afterwards only the cells whose value changed.
+    const clients = (store.live && store.live.clients) || [];
+    const body = $("#clients");
+    const ms = (v) => (v === undefined || v === null ? "—" : String(Math.round(v)));
+    if (!clients.length) {
+      const waiting = store.run && ACTIVE.has(store.run.state) ? "waiting for clients…" : emptyText("client logs");
+      const empty = `<tr><td colspan="11" class="muted">${waiting}</td></tr>`;
+      if (body.innerHTML !== empty) body.innerHTML = empty;
+      return;
+    }
+    if (body.rows.length !== clients.length || body.querySelector("td.muted")) {
+      body.innerHTML = clients.map(() => `<tr><th scope="row"></th>${"<td></td>".repeat(10)}</tr>`).join("");
+    }
+    clients.forEach((c, i) => {
       const rt = c.round_trip_ms || {};
-      const ms = (v) => (v === undefined || v === null ? "—" : Math.round(v));
-      return `<tr><th scope="row">client${c.client}</th><td>${c.sent}</td><td>${c.answered}</td>
-        <td>${c.timed_out}</td><td>${c.late}</td><td>${c.keepalives}</td><td>${ms(rt.min)}</td>
-        <td>${ms(rt.avg)}</td><td>${ms(rt.p50)}</td><td>${ms(rt.p95)}</td><td>${ms(rt.max)}</td></tr>`;
+      const cells = body.rows[i].cells;
+      [`client${c.client}`, c.sent, c.answered, c.timed_out, c.late, c.keepalives, ms(rt.min),
+        ms(rt.avg), ms(rt.p50), ms(rt.p95), ms(rt.max)].forEach((value, j) => setText(cells[j], String(value)));
     });
-    const waiting = store.run && ACTIVE.has(store.run.state) ? "waiting for clients…" : emptyText("client logs");
-    $("#clients").innerHTML = rows.join("") || `<tr><td colspan="11" class="muted">${waiting}</td></tr>`;
   }
 
   // ---- rendering: charts (static/charts.js) ------------------------------------------------
   const charts = window.pingpongCharts;
 
   // ---- rendering: exchanges feed -------------------------------------------------------
+  // New rows are put in place and the oldest dropped, rather than the table rebuilt at
+  // every update: at a thousand log lines a second that rebuild was most of the page's work.
   const feed = {
     paused: false,
     shownUpTo: -1, // the newest id on screen when paused
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
+    dirty: true, // rebuild it whole at the next render (filters, a new run, a snapshot)
+    rendered: -1, // the newest exchange id the rows on screen account for
+    onScreen: [], // {t, id} of the rows on screen, in their order (newest first)
+
+    matches(e) {
+      // server.log does not name the client of an ignored request; until its timeout
+      // does, the row belongs to every client.
+      return this.outcomes.has(e.outcome) && (this.client === "" || String(e.client) === this.client ||
+        (e.client === null && e.outcome === "ignored"));
+    },
+
+    clientCell(e) {
+      if (e.client === null && e.outcome === "ignored") {
+        const active = ACTIVE.has(store.state);
+        return `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
+      }
+      return e.client === null ? "—" : `client${e.client}`;
+    },
+
+    rowHtml(e) {
+      const kind = OUTCOME_CLASS(e.outcome);
+      const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
+      return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${this.clientCell(e)}</td>
+        <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
+        <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
+    },
+
+    // An ignored request's client became known: its row says so (or, under a client
+    // filter, the rows are chosen again).
+    attributed(id, client) {
+      if (this.client !== "" || this.paused) { // paused: the rows on screen stay as they are
+        this.dirty = true;
+        return;
+      }
+      const row = document.querySelector(`#exchanges tr[data-id="${id}"]`);
+      if (row) row.cells[1].textContent = `client${client}`;
+    },
 
     render() {
       const clients = new Set(((store.live && store.live.clients) || []).map((c) => String(c.client)));
@@ -418,53 +488,64 @@
         select.value = clients.has(this.client) ? this.client : "";
       }
       const all = (store.live && store.live.exchanges) || [];
-      const shown = all
-        .filter((e) => this.outcomes.has(e.outcome))
-        // server.log does not name the client of an ignored request; until its timeout
-        // does, the row belongs to every client.
-        .filter((e) => this.client === "" || String(e.client) === this.client ||
-          (e.client === null && e.outcome === "ignored"));
       if (this.paused) {
-        const held = shown.filter((e) => e.id > this.shownUpTo).length;
-        $("#held-back").textContent = held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet";
+        const held = all.filter((e) => e.id > this.shownUpTo && this.matches(e)).length;
+        setText($("#held-back"), held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet");
         return;
       }
-      $("#held-back").textContent = "";
+      setText($("#held-back"), "");
       this.shownUpTo = all.length ? all[all.length - 1].id : -1;
-      const active = ACTIVE.has(store.state);
-      const rows = shown
-        .slice()
-        .sort((a, b) => b.t - a.t || b.id - a.id) // newest first, by the time shown
-        .map((e) => {
-          const kind = OUTCOME_CLASS(e.outcome);
-          const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
-          let client = e.client === null ? "—" : `client${e.client}`;
-          if (e.client === null && e.outcome === "ignored") {
-            client = `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
-          }
-          return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${client}</td>
-            <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
-            <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
-        });
-      const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
-      $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">${none}</td></tr>`;
+      const newest = all.length ? all[all.length - 1].id : -1;
+      const body = $("#exchanges");
+      const byTime = (a, b) => b.t - a.t || b.id - a.id; // newest first, by the time shown
+      if (this.dirty || newest < this.rendered) {
+        this.dirty = false;
+        const shown = all.filter((e) => this.matches(e)).sort(byTime);
+        this.onScreen = shown.map((e) => ({ t: e.t, id: e.id }));
+        const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
+        body.innerHTML = shown.map((e) => this.rowHtml(e)).join("") ||
+          `<tr><td colspan="6" class="muted">${none}</td></tr>`;
+        this.rendered = newest;
+        return;
+      }
+      const fresh = all.filter((e) => e.id > this.rendered && this.matches(e));
+      this.rendered = newest;
+      if (!fresh.length) return;
+      if (!this.onScreen.length) body.innerHTML = ""; // the "no exchanges" line
+      const template = document.createElement("template");
+      for (const e of fresh) {
+        let at = 0;
+        while (at < this.onScreen.length && byTime(this.onScreen[at], e) <= 0) at += 1;
+        template.innerHTML = this.rowHtml(e);
+        body.insertBefore(template.content.firstChild, body.rows[at] || null);
+        this.onScreen.splice(at, 0, { t: e.t, id: e.id });
+      }
+      while (this.onScreen.length > MAX_EXCHANGES) {
+        this.onScreen.pop();
+        body.deleteRow(-1);
+      }
     },
   };
 
   $("#filter-client").addEventListener("change", (event) => {
     feed.client = event.target.value;
+    feed.dirty = true;
     feed.render();
   });
   for (const box of $$('input[name="outcome"]')) {
     box.addEventListener("change", () => {
       if (box.checked) feed.outcomes.add(box.value);
       else feed.outcomes.delete(box.value);
+      feed.dirty = true;
       feed.render();
     });
   }
   $("#pause").addEventListener("click", (event) => {
     feed.paused = !feed.paused;
-    if (!feed.paused) feed.shownUpTo = -1;
+    if (!feed.paused) {
+      feed.shownUpTo = -1;
+      feed.dirty = true;
+    }
     event.target.textContent = feed.paused ? "Resume" : "Pause";
     event.target.setAttribute("aria-pressed", String(feed.paused));
     feed.render();
@@ -522,7 +603,7 @@
           error = `<tr class="run-error-row" data-error-of="${escapeHtml(run.id)}"><td colspan="6"><details>
             <summary class="verdict-fail">${escapeHtml(short)}</summary><pre>${escapeHtml(run.error)}</pre></details></td></tr>`;
         }
-        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run">${escapeHtml(run.id)}</td>
+        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run"><input type="checkbox" class="compare-pick" value="${escapeHtml(run.id)}" aria-label="compare ${escapeHtml(run.id)}"> <a href="/runs/${encodeURIComponent(run.id)}">${escapeHtml(run.id)}</a></td>
           <td class="duration" data-label="duration">${duration}</td><td class="muted" data-label="settings">${escapeHtml(settings)}</td>
           <td data-label="totals">${escapeHtml(totals)}</td><td data-label="check">${verdict}</td>
           <td class="logs" data-label="logs">${logs}</td></tr>${error}`;
@@ -531,15 +612,222 @@
     },
   };
 
+  // Compare: two or more runs ticked in the History open side by side.
+  $("#compare-runs").addEventListener("click", () => {
+    const ids = $$(".compare-pick:checked").map((box) => box.value);
+    if (ids.length >= 2) location.href = `/compare?ids=${ids.map(encodeURIComponent).join(",")}`;
+  });
+  $("#history").addEventListener("change", () => {
+    $("#compare-runs").disabled = $$(".compare-pick:checked").length < 2;
+  });
+
+  // ---- rendering: the live timeline (static/timeline.js) ---------------------------------
+  // Fed by the exchanges the updates bring (the server does nothing more for it): the last
+  // LIVE_KEEP_S seconds are kept here, the last `span` seconds drawn, following the head
+  // unless paused; redrawn at most every LIVE_DRAW_MS. A row of the feed is one side of an
+  // exchange: a bar ends at its time and starts a round trip (or the timeout) earlier; an
+  // ignored request is a mark where the server received it. Each run's page has the whole
+  // picture, both sides joined.
+  const T = window.pingpongTimeline;
+  const LIVE_KEEP_S = 120;
+  const LIVE_KEEP = 30000;
+  const LIVE_DRAW_MS = 250;
+  const liveTimeline = {
+    bars: [],
+    byId: new Map(),
+    following: true,
+    span: 10,
+    dirty: false,
+    drawnAt: -Infinity,
+    later: null,
+    timeline: null,
+
+    init() {
+      this.timeline = new T.Timeline($("#live-timeline"), {
+        onView: (from, to, byUser) => {
+          if (byUser) {
+            this.setFollowing(false);
+            this.span = to - from;
+          }
+          this.render(true);
+        },
+        onKey: (key) => {
+          if (key !== "End") return false;
+          this.setFollowing(true);
+          return true;
+        },
+      });
+      $("#live-follow").addEventListener("click", () => this.setFollowing(!this.following));
+    },
+
+    setFollowing(on) {
+      this.following = on;
+      const button = $("#live-follow");
+      button.textContent = on ? "Pause" : "Follow";
+      button.setAttribute("aria-pressed", String(!on));
+      if (on) this.render(true);
+    },
+
+    reset() {
+      this.bars = [];
+      this.byId.clear();
+      this.dirty = true;
+    },
+
+    bar(e, timeout) {
+      const done = e.outcome === "ignored" ? null : e.t;
+      let sent = null;
+      if (e.outcome === "answered" && e.round_trip_ms !== null) sent = e.t - e.round_trip_ms / 1000;
+      else if (e.outcome === "timed out") sent = e.t - timeout;
+      return {
+        id: e.id, t: sent === null ? e.t : sent, client: e.client, outcome: e.outcome,
+        request: e.request, response: e.response, peer: e.outcome === "keepalive" ? null : e.client,
+        client_sent: sent, server_received: e.outcome === "ignored" ? e.t : null, server_sent: null,
+        client_done: done,
+      };
+    },
+
+    add(exchanges) {
+      const run = store.run;
+      const timeout = ((run && run.settings && run.settings.timeout_ms) || 2000) / 1000;
+      for (const e of exchanges) {
+        const bar = this.bar(e, timeout);
+        this.bars.push(bar);
+        this.byId.set(bar.id, bar);
+      }
+      if (!this.bars.length) return;
+      const cutoff = this.bars[this.bars.length - 1].t - LIVE_KEEP_S;
+      let drop = 0;
+      while (drop < this.bars.length && (this.bars[drop].t < cutoff || this.bars.length - drop > LIVE_KEEP)) {
+        this.byId.delete(this.bars[drop].id);
+        drop += 1;
+      }
+      if (drop) this.bars.splice(0, drop);
+      this.dirty = true;
+    },
+
+    attributed(id, client) {
+      const bar = this.byId.get(id);
+      if (bar) {
+        bar.client = client;
+        this.dirty = true;
+      }
+    },
+
+    render(force = false) {
+      if (!this.timeline || (!force && !this.dirty)) return;
+      const wait = LIVE_DRAW_MS - (performance.now() - this.drawnAt);
+      if (!force && wait > 0) {
+        if (!this.later) {
+          this.later = setTimeout(() => {
+            this.later = null;
+            this.render();
+          }, wait);
+        }
+        return;
+      }
+      this.drawnAt = performance.now();
+      this.dirty = false;
+      this.timeline.setLanes(((store.live && store.live.clients) || []).map((c) => c.client));
+      const bars = this.bars;
+      if (this.following && bars.length) {
+        const head = Math.max(...bars.slice(-50).map((b) => b.client_done ?? b.t));
+        this.timeline.setView(head - this.span * 0.97, head + this.span * 0.03, false, true);
+      }
+      const { from, to } = this.timeline.view;
+      const shown = bars.filter((b) => (b.client_done ?? b.t) >= from && b.t <= to);
+      const base = shown.length ? Math.floor(shown[0].t) : 0;
+      const ms = (t) => (t === null ? null : Math.round((t - base) * 1000));
+      const column = (name) => shown.map((b) => b[name]);
+      this.timeline.setData({
+        mode: "bars", base, outcomes: T.OUTCOMES, count: shown.length,
+        bars: {
+          id: column("id"), client: column("client"), request: column("request"),
+          response: column("response"), peer: column("peer"),
+          outcome: shown.map((b) => T.OUTCOMES.indexOf(b.outcome)),
+          t: shown.map((b) => ms(b.t)), client_sent: shown.map((b) => ms(b.client_sent)),
+          server_received: shown.map((b) => ms(b.server_received)),
+          server_sent: shown.map((b) => ms(b.server_sent)), client_done: shown.map((b) => ms(b.client_done)),
+        },
+      });
+      if (!shown.length) this.timeline.setMessage(store.run ? "no exchanges in this window" : "no run yet");
+    },
+  };
+  liveTimeline.init();
+
   // ---- start ------------------------------------------------------------------------------
-  function renderAll() {
+  // At most one render a frame, whatever the rate of updates; during a run the charts
+  // are redrawn at most every CHARTS_MS (their axes' text is the dearest thing to draw).
+  const CHARTS_MS = 500;
+  const FEED_MS = 250; // new rows go in together, at most four times a second
+  let renderPending = false;
+  let feedDrawnAt = -Infinity;
+  let feedLater = null;
+
+  // A canvas scrolled out of view is not drawn; it catches up when it comes back. (The
+  // tables are kept up to date wherever they are: they are read, not only seen.)
+  const inView = new Set([".charts", ".live-timeline"]);
+  if (window.IntersectionObserver) {
+    const observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        const key = `.${Array.from(entry.target.classList).find((c) => c !== "panel")}`;
+        if (entry.isIntersecting) inView.add(key);
+        else inView.delete(key);
+      }
+      scheduleRender(true);
+    });
+    for (const key of inView) observer.observe($(key));
+  }
+  let renderForced = false;
+  let chartsDrawnAt = -Infinity;
+
+  // While a run is active the page is redrawn at most every RENDER_MS: updates come ten
+  // times a second and are merged into the store as they come; four redraws a second read
+  // as live and cost less than half as much to paint.
+  const RENDER_MS = 250;
+  let renderedAt = -Infinity;
+
+  function scheduleRender(force = false) {
+    renderForced = renderForced || force;
+    if (renderPending) return;
+    renderPending = true;
+    const run = () => {
+      renderPending = false;
+      const forced = renderForced;
+      renderForced = false;
+      renderedAt = performance.now();
+      renderAll(forced);
+    };
+    const wait = force || !ACTIVE.has(store.state) ? 0 : RENDER_MS - (performance.now() - renderedAt);
+    // A tab in the background gets no animation frames; its page is still kept current.
+    const frame = () => (document.hidden ? setTimeout(run, 0) : requestAnimationFrame(run));
+    if (wait > 0) setTimeout(frame, wait);
+    else frame();
+  }
+
+  function renderAll(force = false) {
     renderStatus();
     renderForm();
     renderCounters();
-    charts.render(store.live, {
-      rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
-    });
-    feed.render();
+    const now = performance.now();
+    const calm = !ACTIVE.has(store.state);
+    if (inView.has(".charts") && (force || calm || now - chartsDrawnAt >= CHARTS_MS)) {
+      chartsDrawnAt = now;
+      charts.render(store.live, {
+        rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
+      });
+    }
+    if (force || calm || feed.dirty || now - feedDrawnAt >= FEED_MS) {
+      feedDrawnAt = now;
+      feed.render();
+    } else if (!feedLater) {
+      feedLater = setTimeout(() => {
+        feedLater = null;
+        feedDrawnAt = performance.now();
+        feed.render();
+      }, FEED_MS - (now - feedDrawnAt));
+    }
+    if (inView.has(".live-timeline")) liveTimeline.render(force);
   }
 
   let resizeTimer = null;

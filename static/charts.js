@@ -65,7 +65,7 @@
           const series = [{}].concat(
             clients.map((c, i) => ({
               label: `client${c}`, stroke: PALETTE[i % PALETTE.length], spanGaps: true,
-              points: { show: true, size: 3 },
+              points: { show: clients.length <= 8, size: 3 }, // many clients: lines only
             })),
           );
           this.rtt = this.make(document.querySelector("#chart-rtt"), series, data,

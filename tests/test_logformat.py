@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pingpong.core import logformat
 from pingpong.core.logformat import (
     Answered,
     Ignored,
@@ -159,3 +160,49 @@ def test_near_misses_raise_only_log_format_error(fields: list[str]) -> None:
     for parse in (parse_server_line, parse_client_line):
         with contextlib.suppress(LogFormatError):
             parse(";".join(fields))
+
+
+@given(records(server=True) | records(server=False))
+def test_the_fast_path_reads_as_the_field_parser(
+    record: Answered | Ignored | TimedOut | Unpaired,
+) -> None:
+    line = format_record(record)
+    for text in (line, line[:-1], line.replace(";", ";0", 1), line + "x", line.replace("]", "]]")):
+        fast = logformat._fast(text)
+        if fast is None:
+            continue
+        assert fast == logformat._parse_fields(text, server=True)
+        assert fast == logformat._parse_fields(text, server=False)
+        if text == line:
+            assert fast == record
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-26;13:01:02.345;[4] PING;13:01:02.977;[11/4] PONG (2)",
+        "2026-12-31;23:59:59.500;[1] PING;00:00:00.200;[2/1] PONG (1)",
+        "2026-11-26;;;13:01:05.000;[12] keepalive",
+    ],
+)
+def test_the_fast_path_takes_the_common_lines(line: str) -> None:
+    assert logformat._fast(line) == logformat._parse_fields(line, server=False)
+    assert logformat._fast(line) is not None
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-26;13:01:02.345;[4] PING;13:01:02.977;[11/5] PONG (2)",  # answers another
+        "2026-02-30;13:01:02.345;[4] PING;13:01:02.977;[11/4] PONG (2)",  # no such day
+        "2026-11-26;24:01:02.345;[4] PING;13:01:02.977;[11/4] PONG (2)",  # no such hour
+        "2026-11-26;13:01:02.345;[4] PING;13:61:02.977;[11/4] PONG (2)",
+        "2026-11-26;13:01:02.345;[04] PING;13:01:02.977;[11/4] PONG (2)",  # leading zero
+        "2026-11-26;;;13:01:05.000;[012] keepalive",
+        "2026-11-26;13:01:02.345;[４] PING;13:01:02.977;[11/4] PONG (2)",  # not ASCII digits
+    ],
+)
+def test_the_fast_path_leaves_bad_lines_to_the_field_parser(line: str) -> None:
+    assert logformat._fast(line) is None
+    with pytest.raises(LogFormatError):
+        parse_client_line(line)

@@ -26,7 +26,16 @@ from ..core.logformat import (
 from ..core.runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
 from ..core.settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
-__all__ = ["BadLine", "Line", "Outage", "RunLogs", "client_log_number", "load_run"]
+__all__ = [
+    "BadLine",
+    "Line",
+    "Outage",
+    "RunLogs",
+    "client_log_number",
+    "load_run",
+    "parse_raw",
+    "torn_reason",
+]
 
 R = TypeVar("R")
 
@@ -121,23 +130,38 @@ class RunLogs:
     network_ms: float = 0.0  # the longest one-way trip of a message (simulated runs)
 
 
+def torn_reason(length: int) -> str:
+    """Why a last line of ``length`` bytes without its line end is not read."""
+    return f"torn last line: {length} bytes without a line end (a write cut short); not read"
+
+
+def parse_raw(raw: bytes, parse: Callable[[str], R]) -> R | str:
+    """The record on one line of a log (its bytes, without the ``\\n``), or the reason it
+    is not one (a ``str``). The checker and the dashboard's run index read lines with it."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if text.endswith("\r"):
+        return "\\r\\n line end; logs end lines with \\n only"
+    try:
+        return parse(text)
+    except LogFormatError as exc:
+        return str(exc)
+
+
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
         torn = len(data) - data.rfind(b"\n") - 1
-        reason = f"torn last line: {torn} bytes without a line end (a write cut short); not read"
-        bad.append(BadLine(path.name, data.count(b"\n") + 1, reason))
+        bad.append(BadLine(path.name, data.count(b"\n") + 1, torn_reason(torn)))
         data = data[: data.rfind(b"\n") + 1]
     for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
-        try:
-            text = raw.decode("utf-8")
-            if text.endswith("\r"):
-                raise LogFormatError("\\r\\n line end; logs end lines with \\n only")
-            into.append(Line(path.name, number, parse(text)))
-        except UnicodeDecodeError:
-            bad.append(BadLine(path.name, number, "not UTF-8"))
-        except LogFormatError as exc:
-            bad.append(BadLine(path.name, number, str(exc)))
+        record = parse_raw(raw, parse)
+        if isinstance(record, str):
+            bad.append(BadLine(path.name, number, record))
+        else:
+            into.append(Line(path.name, number, record))
 
 
 def load_run(folder: Path) -> RunLogs:

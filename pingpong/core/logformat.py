@@ -38,7 +38,15 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from .protocol import Ping, Pong, ProtocolError, Response, parse_request, parse_response
+from .protocol import (
+    Keepalive,
+    Ping,
+    Pong,
+    ProtocolError,
+    Response,
+    parse_request,
+    parse_response,
+)
 
 __all__ = [
     "IGNORED",
@@ -207,7 +215,49 @@ def _response(text: str) -> Response:
         raise LogFormatError(f"bad response field: {exc}") from None
 
 
+_N = "(0|[1-9][0-9]*)"
+_D = "([0-9]{4}-[0-9]{2}-[0-9]{2})"
+_T = r"([0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3})"
+# The two lines that make up most of any log, each matched in one go, their fixed-width
+# date and times read by datetime.fromisoformat (the general parser below takes a field
+# at a time, which costs four times as much on a long run's logs).
+_FAST_ANSWERED = re.compile(rf"{_D};{_T};\[{_N}\] PING;{_T};\[{_N}/{_N}\] PONG \({_N}\)\n?")
+_FAST_KEEPALIVE = re.compile(rf"{_D};;;{_T};\[{_N}\] keepalive\n?")
+
+
+def _fast(line: str) -> Answered | Unpaired | None:
+    """A well-formed answered or keepalive line, parsed exactly as :func:`_parse` would;
+    ``None`` for anything else, which :func:`_parse` then reads field by field."""
+    try:
+        match = _FAST_ANSWERED.fullmatch(line)
+        if match is not None:
+            day, start_text, request, end_text, response, answered, client = match.groups()
+            if request != answered:  # no leading zeros: equal numbers are equal strings
+                return None
+            start = datetime.fromisoformat(f"{day}T{start_text}")
+            end = datetime.fromisoformat(f"{day}T{end_text}")
+            if end < start:
+                end += timedelta(days=1)
+            number = int(request)
+            return Answered(start, Ping(number), end, Pong(int(response), number, int(client)))
+        match = _FAST_KEEPALIVE.fullmatch(line)
+        if match is not None:
+            day, time_text, response = match.groups()
+            instant = datetime.fromisoformat(f"{day}T{time_text}")
+            return Unpaired(instant, Keepalive(int(response)))
+    except ValueError:  # no such date or time: the general parser says why
+        return None
+    return None
+
+
 def _parse(line: str, *, server: bool) -> Record:
+    fast = _fast(line)
+    if fast is not None:
+        return fast
+    return _parse_fields(line, server=server)
+
+
+def _parse_fields(line: str, *, server: bool) -> Record:
     if line.endswith("\n"):
         line = line[:-1]
     fields = line.split(";")
