@@ -1,4 +1,4 @@
-"""Host and Origin checks (SPEC §9), as one small ASGI middleware.
+"""Host and Origin checks (docs/protocol.md §11.4), as one small ASGI middleware.
 
 * **Host** must be a local name (``localhost``, ``127.0.0.1``, ``[::1]``, plus
   ``PINGPONG_ALLOWED_HOSTS``), whatever the port: a page on a foreign domain that

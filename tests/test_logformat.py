@@ -1,4 +1,4 @@
-"""The log formats on strings: the spec's examples byte for byte, round trips, refusals."""
+"""The log formats on strings: the documented examples byte for byte, round trips, refusals."""
 
 from __future__ import annotations
 
@@ -26,43 +26,43 @@ from pingpong.core.protocol import Keepalive, Ping, Pong
 
 T = datetime(2026, 11, 26, 13, 1, 2, 345000)
 
-SPEC_SERVER = [
+DOC_SERVER = [
     "2026-11-26;13:01:02.345;[4] PING;13:01:02.977;[11/4] PONG (2)\n",
     "2026-11-26;13:01:03.100;[5] PING;(проигнорировано);(проигнорировано)\n",
     "2026-11-26;;;13:01:05.000;[12] keepalive\n",
 ]
-SPEC_CLIENT = [
+DOC_CLIENT = [
     "2026-11-26;13:01:02.344;[4] PING;13:01:02.979;[11/4] PONG (2)\n",
     "2026-11-26;13:01:03.099;[5] PING;13:01:05.099;(таймаут)\n",
     "2026-11-26;;;13:01:05.001;[12] keepalive\n",
 ]
 
 
-def test_spec_examples_byte_exact() -> None:
+def test_documented_examples_byte_exact() -> None:
     records: list[ServerRecord] = [
         Answered(T, Ping(4), T.replace(microsecond=977000), Pong(11, 4, 2)),
         Ignored(datetime(2026, 11, 26, 13, 1, 3, 100000), Ping(5)),
         Unpaired(datetime(2026, 11, 26, 13, 1, 5), Keepalive(12)),
     ]
-    assert [format_record(r) for r in records] == SPEC_SERVER
+    assert [format_record(r) for r in records] == DOC_SERVER
     assert [format_record(r).encode() for r in records][1] == (
         "2026-11-26;13:01:03.100;[5] PING;(проигнорировано);(проигнорировано)\n".encode()
     )
 
 
-@pytest.mark.parametrize("line", SPEC_SERVER)
+@pytest.mark.parametrize("line", DOC_SERVER)
 def test_server_examples_round_trip(line: str) -> None:
     assert format_record(parse_server_line(line)) == line
 
 
-@pytest.mark.parametrize("line", SPEC_CLIENT)
+@pytest.mark.parametrize("line", DOC_CLIENT)
 def test_client_examples_round_trip(line: str) -> None:
     assert format_record(parse_client_line(line)) == line
 
 
 def test_kinds() -> None:
-    assert isinstance(parse_server_line(SPEC_SERVER[1]), Ignored)
-    assert isinstance(parse_client_line(SPEC_CLIENT[1]), TimedOut)
+    assert isinstance(parse_server_line(DOC_SERVER[1]), Ignored)
+    assert isinstance(parse_client_line(DOC_CLIENT[1]), TimedOut)
     late = parse_client_line("2026-11-26;;;13:01:05.001;[13/5] PONG (2)")
     assert late == Unpaired(datetime(2026, 11, 26, 13, 1, 5, 1000), Pong(13, 5, 2))
 
@@ -107,9 +107,9 @@ def test_refused_by_both(line: str) -> None:
 
 def test_markers_belong_to_their_log() -> None:
     with pytest.raises(LogFormatError):
-        parse_client_line(SPEC_SERVER[1])
+        parse_client_line(DOC_SERVER[1])
     with pytest.raises(LogFormatError):
-        parse_server_line(SPEC_CLIENT[1])
+        parse_server_line(DOC_CLIENT[1])
     with pytest.raises(LogFormatError):  # a PONG without its request is a client-only record
         parse_server_line("2026-11-26;;;13:01:05.001;[13/5] PONG (2)")
 

@@ -34,7 +34,7 @@ def errors_of(body: dict[str, Any], **options: bool) -> dict[str, str]:
     return {error.field: error.message for error in caught.value.errors}
 
 
-def test_defaults_are_the_spec() -> None:
+def test_defaults_are_the_documented_ones() -> None:
     assert DEFAULTS == {
         "clients": 2, "duration": 300.0, "interval_ms": [300, 3000], "delay_ms": [100, 1000],
         "ignore": 0.1, "keepalive_s": 5.0, "timeout_ms": 2000, "seed": None,

@@ -9,7 +9,7 @@ responder writing and flushing one log line per request. Every target runs in it
 own process while the load generator runs in this one; rounds alternate the targets
 and the table shows medians, so a noisy machine hurts all three alike.
 
-**scale** — K simulated clients at the spec's timings (300–3000 ms intervals,
+**scale** — K simulated clients at the default timings (300–3000 ms intervals,
 100–1000 ms delays, 2000 ms timeout, keepalive every 5 s; ``--ignore 0`` so that every
 timeout is a false one) against one server, K from ``--clients-list``. The server
 measures its own scheduling lateness (actual minus intended send time of each answer
@@ -236,7 +236,7 @@ def scale(clients_list: Sequence[int], seconds: float) -> Iterator[str]:
     """The table's lines, each as soon as its row is measured."""
     _raise_fd_limit()
     yield from [
-        f"scale: spec timings, --ignore 0, {seconds:g} s per row, {os.cpu_count()} cores, "
+        f"scale: default timings, --ignore 0, {seconds:g} s per row, {os.cpu_count()} cores, "
         f"Python {sys.version.split()[0]}",
         f"{'clients':>7} {'req/s':>7} {'answer late ms p50/p99/max':>27} "
         f"{'keepalive late p99/max':>23} {'false t/o':>9} {'CPU':>5} {'RSS/peak MiB':>13} "

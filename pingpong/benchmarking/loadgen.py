@@ -76,7 +76,7 @@ async def measure_answers(port: int, connections: int, window: int, seconds: flo
 
 
 class SimulatedClient(asyncio.Protocol):
-    """A client at the spec's timings: random intervals, per-request timeouts."""
+    """A client at the default timings: random intervals, per-request timeouts."""
 
     def __init__(self, fleet: Fleet) -> None:
         self.fleet = fleet

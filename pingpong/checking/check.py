@@ -1,4 +1,4 @@
-"""``pingpong check RUN_DIR``: verify a run's logs against every rule of the spec they can show.
+"""``pingpong check RUN_DIR``: verify a run's logs against every rule they can show.
 
 Each rule yields findings (one per violation, naming file and line); the run
 passes when none does. Timing rules allow ``slack_ms`` (default
@@ -7,7 +7,7 @@ millisecond truncation of the logs.
 
 The rules themselves, and what each one checks, are in :mod:`pingpong.checking.rules`.
 
-Settings come from ``run.json`` when present, else the spec's defaults.
+Settings come from ``run.json`` when present, else the defaults.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The server schedules each answer and each keepalive round for an exact instant; the
 difference between when the timer ran and that instant is its scheduling lateness.
-It is what the spec's timing promises come down to, so the server measures it
+It is what the protocol's timing promises come down to, so the server measures it
 itself and reports p50/p99/max when it stops (the benchmark reads that line).
 Bins of 10 µs up to 100 ms keep it exact enough in fixed memory; the maximum is
 kept exactly.

@@ -1,6 +1,6 @@
 """The wire protocol: messages, their exact bytes, and line framing — no I/O.
 
-Every message is one ASCII line ended by a single ``\\n`` (SPEC §2)::
+Every message is one ASCII line ended by a single ``\\n`` (docs/protocol.md §2)::
 
     client -> server   [R] PING             R: the client's request number
     server -> client   [S/R] PONG (C)       S: response number, C: client number
