@@ -12,19 +12,41 @@ Settings come from ``run.json`` when present, else the spec's defaults.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .rules import Rule, Rules
+from .runfolder import SERVER_LOG, RunFolder
 from .runlogs import RunLogs, load_run
 from .settings import RunSettings
 
-__all__ = ["DEFAULT_SLACK_MS", "CheckReport", "Rule", "check_cli", "check_logs", "check_run"]
+__all__ = [
+    "DEFAULT_SLACK_MS",
+    "CheckReport",
+    "Rule",
+    "check_cli",
+    "check_logs",
+    "check_run",
+    "parse_slack",
+]
 
 DEFAULT_SLACK_MS = 20.0
 _SHOWN = 20  # findings printed per rule
+SLACK_MESSAGE = "must be a number of milliseconds, 0 or more"
+
+
+def parse_slack(text: str) -> float:
+    """``--slack-ms``: a finite number of milliseconds, 0 or more; :class:`ValueError` else."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(SLACK_MESSAGE) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(SLACK_MESSAGE)
+    return value
 
 
 @dataclass
@@ -92,9 +114,23 @@ def check_logs(
 
 
 def check_cli(folder: Path, slack_ms: float | None) -> int:
-    if not folder.is_dir():
-        print(f"pingpong check: error: {folder} is not a folder", file=sys.stderr)
+    """``pingpong check``: 0 if every rule holds, 1 for findings, 2 for nothing to check."""
+    problem = _not_a_run(folder)
+    if problem is not None:
+        print(f"pingpong check: error: {problem}", file=sys.stderr)
         return 2
     report = check_run(folder, slack_ms)
     print(report.format())
     return 0 if report.ok else 1
+
+
+def _not_a_run(folder: Path) -> str | None:
+    """Why ``folder`` holds nothing to check, or ``None``."""
+    files = RunFolder(folder)
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if files.server_log.exists():
+        return None
+    if files.run_json.exists():
+        return f"{folder} has no {SERVER_LOG}: its server never logged anything"
+    return f"{folder} is not a run folder (no {SERVER_LOG})"

@@ -3,6 +3,8 @@ before anything starts, help a person can read."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -172,3 +174,93 @@ def test_help_states_the_defaults_that_are_not_obvious() -> None:
     assert "0 lets the system pick a free one (default: 0)" in run
     assert "--timeout-ms MS" in run
     assert "(default: 2000 ms)" in run
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-0.5", "x"])
+@pytest.mark.parametrize("command", ["run", "check"])
+def test_slack_must_be_a_finite_number_not_below_zero(
+    command: str, value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    where = ["--runs-dir", str(tmp_path)] if command == "run" else [str(tmp_path)]
+    code, out, err = run_main([command, *where, f"--slack-ms={value}"], capsys)
+    assert code == 2
+    assert out == ""
+    assert err == (
+        f"pingpong {command}: error: argument --slack-ms: "
+        "must be a number of milliseconds, 0 or more\n"
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def tiny_run(folder: Path) -> Path:
+    """A run folder of one client and two exchanges, written by hand."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"settings": RunSettings(clients=1).to_json()}))
+    (folder / "server.log").write_text(
+        "2026-11-26;13:01:02.345;[0] PING;13:01:02.977;[0/0] PONG (1)\n"
+        "2026-11-26;;;13:01:05.000;[1] keepalive\n",
+        encoding="utf-8",
+    )
+    (folder / "client1.log").write_text(
+        "2026-11-26;13:01:02.344;[0] PING;13:01:02.979;[0/0] PONG (1)\n"
+        "2026-11-26;;;13:01:05.001;[1] keepalive\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+def test_check_of_a_folder_that_is_not_a_run(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path) -> None:  # fmt: skip
+    code, out, err = run_main(["check", str(tmp_path)], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"pingpong check: error: {tmp_path} is not a run folder (no server.log)\n"
+    code, out, err = run_main(["check", str(tmp_path / "nope")], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"pingpong check: error: {tmp_path / 'nope'} is not a folder\n"
+    (tmp_path / "run.json").write_text("{}")  # a run whose server never wrote its log
+    code, out, err = run_main(["check", str(tmp_path)], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"pingpong check: error: {tmp_path} has no server.log: its server never logged anything\n"
+    )
+    code, out, _err = run_main(["check", str(tiny_run(tmp_path / "run"))], capsys)
+    assert code == 0, out
+    assert out.startswith(f"check {tmp_path / 'run'}: PASS\n")
+
+
+def into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``pingpong ARGS`` with stdout a pipe whose reader has already gone (``| head``
+    after its first line): every write to it fails with EPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            pingpong_argv(*args), stdout=write_end, stderr=subprocess.PIPE, text=True,
+            env=child_env(), timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_pipe_ends_every_command_quietly(tmp_path: Path) -> None:
+    run = tiny_run(tmp_path / "run")
+    passed = into_a_closed_pipe("check", str(run))
+    assert (passed.returncode, passed.stderr) == (0, "")  # the verdict, no traceback
+    (run / "client1.log").write_text("nonsense\n", encoding="utf-8")
+    failed = into_a_closed_pipe("check", str(run))
+    assert (failed.returncode, failed.stderr) == (1, "")
+    for command in ("run", "check", "bench", "server", "client"):
+        helped = into_a_closed_pipe(command, "--help")
+        assert (helped.returncode, helped.stderr) == (0, ""), command
+    # A lone server prints its diagnostics to stdout: with no one reading them, it serves on.
+    server = into_a_closed_pipe(
+        "server", "--port", "0", "--duration", "1", "--log-file", str(tmp_path / "s.log")
+    )
+    assert server.returncode == 0, server.stderr
+    assert "Traceback" not in server.stderr
+    ran = into_a_closed_pipe(
+        "run", "--duration", "1", "--clients", "1", "--interval-ms", "20-40",
+        "--delay-ms", "0-10", "--timeout-ms", "500", "--runs-dir", str(tmp_path / "runs"),
+        "--slack-ms", str(SLACK_MS),
+    )  # fmt: skip
+    assert (ran.returncode, ran.stderr) == (0, "")
