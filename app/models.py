@@ -233,7 +233,10 @@ class Process(_Model):
     pid: int | None = Field(description="null until it has started.")
     state: ProcessState
     exit_code: int | None = Field(description="null until it has exited.")
-    killed: bool = Field(description="It overstayed its graceful stop and was killed.")
+    killed: bool = Field(
+        description="A kill ended it (it overstayed its graceful stop, or the run was stopped "
+        "at once); false for a process that exited on its own before the kill landed."
+    )
 
 
 class RoundTripStats(_Model):

@@ -44,7 +44,7 @@ from typing import Any
 from .diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from .follow import FileFollower
 from .lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
-from .process import ChildProcess, child_environment, tail
+from .process import ChildProcess, child_environment, how_it_ended, tail
 from .runfolder import (
     RUN_JSON,
     SERVER_ROLE,
@@ -57,7 +57,15 @@ from .runfolder import (
 from .settings import ClientSettings, RunSettings, ServerSettings
 from .states import ProcessState, RunState, StoppedBy
 
-__all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
+__all__ = [
+    "Run",
+    "RunFailed",
+    "RunFolderError",
+    "exit_reason",
+    "new_run_folder",
+    "run_cli",
+    "write_json",
+]
 
 _POLL_S = 0.01
 _STARTUP_TIMEOUT_S = 15.0
@@ -387,17 +395,24 @@ def _iso(instant: datetime | None) -> str | None:
 
 
 def _exit_reason(child: ChildProcess) -> str:
-    """Why a child that left on its own failed the run.
+    return exit_reason(child.role, child.pid, child.exit_code, tail(child.stderr_path))
+
+
+def exit_reason(role: str, pid: int | None, exit_code: int | None, stderr: str) -> str:
+    """Why a child that left on its own failed the run, from its exit code and stderr's tail.
 
     A child that gave up says why in its last line (``pingpong server: cannot listen
-    on …``), which is then the reason; otherwise its exit code and stderr's tail.
+    on …``), which is then the reason; otherwise how it ended (its exit code, or the
+    signal that killed it) and the last lines of its stderr, which may be unrelated
+    (a signal gives the process no time to say anything).
     """
-    stderr = tail(child.stderr_path).strip()
+    stderr = stderr.strip()
     last = stderr.splitlines()[-1] if stderr else ""
-    if child.exit_code == 1 and last.startswith(FATAL_PREFIX):
+    if exit_code == 1 and last.startswith(FATAL_PREFIX):
         return last
-    return f"{child.role} (pid {child.pid}) exited with code {child.exit_code}" + (
-        f": {stderr}" if stderr else ""
+    ended = "ended" if exit_code is None else how_it_ended(exit_code)
+    return f"{role} (pid {pid}) {ended}" + (
+        f"; last lines of its stderr: {stderr}" if stderr else "; its stderr is empty"
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .logformat import Answered, Ignored, TimedOut, Unpaired
+from .process import how_it_ended, signal_name
 from .protocol import Keepalive
 from .runfolder import client_role
 from .runlogs import RunLogs, load_run
@@ -96,6 +97,19 @@ def summarize_logs(logs: RunLogs) -> dict[str, Any]:
     }
 
 
+def _ended(process: dict[str, Any]) -> str:
+    """How one process ended, for the summary: ``exit 0``, ``killed (SIGKILL)`` …"""
+    code = process["exit_code"]
+    if process["killed"]:
+        name = signal_name(-code) if isinstance(code, int) and code < 0 else None
+        return f"killed ({name})" if name else "killed"
+    if code is None:
+        return "never started" if process.get("pid") is None else "still running"
+    if code < 0:
+        return how_it_ended(code)  # a signal from someone else
+    return f"exit {code}"
+
+
 def format_summary(run: dict[str, Any]) -> str:
     """The closing report of ``pingpong run``."""
     lines = [
@@ -103,10 +117,7 @@ def format_summary(run: dict[str, Any]) -> str:
     ]
     if run.get("error"):
         lines.append(f"  error: {run['error']}")
-    processes = ", ".join(
-        f"{p['role']} exit {p['exit_code']}" + (" (killed)" if p["killed"] else "")
-        for p in run["processes"]
-    )
+    processes = ", ".join(f"{p['role']} {_ended(p)}" for p in run["processes"])
     lines.append(f"  processes: {processes}")
     summary = run.get("summary")
     if summary:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from pingpong.stats import percentile, round_trip_stats, summarize
+from pingpong.stats import format_summary, percentile, round_trip_stats, summarize
 
 
 def test_percentile() -> None:
@@ -50,3 +51,24 @@ def test_summarize_recorded_logs(tmp_path: Path) -> None:
     assert client["keepalives"] == 1
     assert client["late"] == 0
     assert client["round_trip_ms"]["max"] == 635.0
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals end processes there")
+def test_summary_says_how_each_process_ended() -> None:
+    run = {
+        "id": "2026-11-26_13-01-02", "state": "failed", "stopped_by": "SIGINT", "elapsed": 12.0,
+        "error": "a second SIGINT stopped the run at once, killing its processes",
+        "processes": [
+            {"role": "server", "pid": 10, "exit_code": -9, "killed": True},
+            # A kill was sent, but it had exited on its own first: not killed.
+            {"role": "client1", "pid": 11, "exit_code": 0, "killed": False},
+            {"role": "client2", "pid": 12, "exit_code": -15, "killed": False},
+            {"role": "client3", "pid": 13, "exit_code": 1, "killed": False},
+            {"role": "client4", "pid": None, "exit_code": None, "killed": False},
+        ],
+    }  # fmt: skip
+    (line,) = [line for line in format_summary(run).splitlines() if "processes:" in line]
+    assert line == (
+        "  processes: server killed (SIGKILL), client1 exit 0, "
+        "client2 was killed by signal 15 (SIGTERM), client3 exit 1, client4 never started"
+    )
