@@ -3,7 +3,9 @@
 Each rule yields findings (one per violation, naming file and line); the run
 passes when none does. Timing rules allow ``slack_ms`` (default
 :data:`DEFAULT_SLACK_MS`) on either side, for scheduling lateness and the
-millisecond truncation of the logs.
+millisecond truncation of the logs. A run that fails on timing rules only (timers
+that fired late on a busy machine) is said to: :func:`verdict` names the worst
+lateness and a slack that would allow it.
 
 The rules themselves, and what each one checks, are in :mod:`pingpong.rules`.
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from .rules import Rule, Rules
 from .runfolder import SERVER_LOG, RunFolder
-from .runlogs import RunLogs, load_run
+from .runlogs import RunLogs, TimerLateness, load_run
 from .settings import RunSettings
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "check_logs",
     "check_run",
     "parse_slack",
+    "verdict",
 ]
 
 DEFAULT_SLACK_MS = 20.0
@@ -55,40 +58,84 @@ class CheckReport:
     slack_ms: float
     rules: list[Rule]
     notes: list[str] = field(default_factory=list)
+    server_lateness: TimerLateness = field(default_factory=TimerLateness)
 
     @property
     def ok(self) -> bool:
         return all(rule.ok for rule in self.rules)
 
+    @property
+    def timing_only(self) -> bool:
+        """It failed, and on timing rules only."""
+        return not self.ok and all(rule.timing for rule in self.rules if not rule.ok)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "timing_only": self.timing_only,
             "slack_ms": self.slack_ms,
+            "server_lateness_ms": {
+                "answers": self.server_lateness.answers_ms,
+                "keepalives": self.server_lateness.keepalives_ms,
+            },
             "notes": self.notes,
             "rules": [
                 {
                     "name": r.name,
+                    "kind": "timing" if r.timing else "protocol",
                     "ok": r.ok,
                     "checked": r.checked,
                     "findings": r.findings[:100],
                     "findings_total": len(r.findings),
+                    "late_ms": round(r.late_ms, 1),
+                    "notes": r.notes,
                 }
                 for r in self.rules
             ],
         }
 
     def format(self) -> str:
-        verdict = "PASS" if self.ok else "FAIL"
-        lines = [f"check {self.folder}: {verdict}"]
+        lines = [f"check {self.folder}: {verdict(self.to_json())}"]
         lines += [f"  note: {note}" for note in self.notes]
         for rule in self.rules:
-            lines.append(
-                f"  {'ok  ' if rule.ok else 'FAIL'}  {rule.name:<20} {rule.checked} checked"
-            )
+            name = f"{rule.name} (timing)" if rule.timing else rule.name
+            lines.append(f"  {'ok  ' if rule.ok else 'FAIL'}  {name:<26} {rule.checked} checked")
+            lines += [f"          note: {note}" for note in rule.notes]
             lines += [f"          {finding}" for finding in rule.findings[:_SHOWN]]
             if len(rule.findings) > _SHOWN:
                 lines.append(f"          … and {len(rule.findings) - _SHOWN} more")
         return "\n".join(lines)
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def verdict(check: dict[str, Any]) -> str:
+    """``PASS``, or ``FAIL (…)`` saying what kind of findings there are, of a check's JSON.
+
+    A failure on timing rules only says how late the timers were and what slack would
+    allow it: ``FAIL (timing only: 2 findings, timers up to 39 ms late; the slack is
+    20 ms — on a busy machine try --slack-ms 50)``.
+    """
+    if check["ok"]:
+        return "PASS"
+    rules = check["rules"]
+    if not all("kind" in r for r in rules):  # a run.json from before rules had a kind
+        return f"FAIL ({_count(sum(r['findings_total'] for r in rules), 'finding')})"
+    timing = sum(r["findings_total"] for r in rules if r["kind"] == "timing")
+    protocol = sum(r["findings_total"] for r in rules if r["kind"] != "timing")
+    if protocol and timing:
+        return f"FAIL ({_count(protocol, 'protocol finding')}, {_count(timing, 'timing finding')})"
+    if protocol:
+        return f"FAIL ({_count(protocol, 'protocol finding')})"
+    late = max(r["late_ms"] for r in rules)
+    slack = check["slack_ms"]
+    suggested = math.ceil(late / 10) * 10 + 10
+    return (
+        f"FAIL (timing only: {_count(timing, 'finding')}, timers up to {late:.0f} ms late; "
+        f"the slack is {slack:g} ms — on a busy machine try --slack-ms {suggested})"
+    )
 
 
 def check_run(
@@ -110,7 +157,8 @@ def check_logs(
         settings = RunSettings()
         notes.append("no valid run.json: checked against the default settings")
     slack = DEFAULT_SLACK_MS if slack_ms is None else slack_ms
-    return CheckReport(folder, slack, Rules(logs, settings, slack).run(), notes)
+    rules = Rules(logs, settings, slack).run()
+    return CheckReport(folder, slack, rules, notes, logs.server_lateness)
 
 
 def check_cli(folder: Path, slack_ms: float | None) -> int:

@@ -5,11 +5,16 @@ Shared by the checker and the summary. A line that does not parse is kept as a
 line costs one finding, not the whole report. A last line without its line end is
 torn (a write cut short): it is reported as such and never parsed, even when its
 bytes would happen to make a record.
+
+It also reads, from ``server.err``, how late the server measured its own timers
+(:class:`TimerLateness`): the checker allows that much on the rules about them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +27,26 @@ from .logformat import (
     parse_client_line,
     parse_server_line,
 )
-from .runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
+from .runfolder import (
+    RUN_JSON,
+    SERVER_LOG,
+    SERVER_ROLE,
+    RunFolder,
+    client_log_name,
+    client_log_number,
+)
 from .settings import RunSettings, SettingsErrors
 
-__all__ = ["BadLine", "Line", "RunLogs", "client_log_number", "load_run"]
+__all__ = [
+    "BadLine",
+    "Line",
+    "RunLogs",
+    "TimerLateness",
+    "client_log_number",
+    "load_run",
+    "parse_lateness",
+    "read_lateness",
+]
 
 R = TypeVar("R")
 
@@ -49,6 +70,44 @@ class BadLine:
         return f"{self.file}:{self.number}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class TimerLateness:
+    """How late the server measured its own timers, at most, in ms; ``None``: not known.
+
+    The server writes ``server: answer lateness p50 … p99 … max 38.87 ms (n=…)`` and the
+    same for keepalive rounds on stderr when it stops (:mod:`pingpong.lateness`). A
+    server that was killed wrote neither.
+    """
+
+    answers_ms: float | None = None
+    keepalives_ms: float | None = None
+
+
+# Only the kind and the maximum matter; the rest of the line may change.
+_LATENESS = re.compile(r"\b(answer|keepalive) lateness\b[^\n]*?\bmax (\d+(?:\.\d+)?) ms\b")
+_LATENESS_TAIL = 64 * 1024  # the lines come last; a long stderr is read from its end
+
+
+def parse_lateness(text: str) -> TimerLateness:
+    """The lateness lines of a server's stderr (the largest of each kind); anything else,
+    including a cut or garbled line, is passed over."""
+    found: dict[str, float] = {}
+    for kind, value in _LATENESS.findall(text):
+        found[kind] = max(found.get(kind, 0.0), float(value))
+    return TimerLateness(found.get("answer"), found.get("keepalive"))
+
+
+def read_lateness(path: Path) -> TimerLateness:
+    """:func:`parse_lateness` of the end of ``path``; nothing known if it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - _LATENESS_TAIL))
+            return parse_lateness(file.read().decode("utf-8", errors="replace"))
+    except OSError:
+        return TimerLateness()
+
+
 @dataclass
 class RunLogs:
     folder: Path
@@ -58,6 +117,7 @@ class RunLogs:
     clients: dict[int, list[Line[ClientRecord]]] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
+    server_lateness: TimerLateness = field(default_factory=TimerLateness)
 
 
 def _read(path: Path, parse: Callable[[str], R], into: list[Line[R]], bad: list[BadLine]) -> None:
@@ -94,6 +154,7 @@ def load_run(folder: Path) -> RunLogs:
             if isinstance(exc, SettingsErrors):
                 settings = None
     logs = RunLogs(folder, settings, meta, problems=problems)
+    logs.server_lateness = read_lateness(files.stderr(SERVER_ROLE))
     if files.server_log.exists():
         _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:

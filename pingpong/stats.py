@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .check import verdict
 from .logformat import Answered, Ignored, TimedOut, Unpaired
 from .process import how_it_ended, signal_name
 from .protocol import Keepalive
@@ -144,8 +145,10 @@ def format_summary(run: dict[str, Any]) -> str:
     if run.get("check_not_run"):
         lines.append(f"  check: not run ({run['check_not_run']})")
     if check:
-        lines.append(f"  check: {'PASS' if check['ok'] else 'FAIL'}")
+        lines.append(f"  check: {verdict(check)}")
         for rule in check["rules"]:
+            for note in rule.get("notes", []):
+                lines.append(f"    {rule['name']}: {note}")
             for finding in rule["findings"][:5]:
                 lines.append(f"    {rule['name']}: {finding}")
     return "\n".join(lines)
