@@ -24,6 +24,7 @@ from .rules import Rule, Rules
 from .runfolder import SERVER_LOG, RunFolder
 from .runlogs import RunLogs, TimerLateness, load_run
 from .settings import RunSettings
+from .words import counted
 
 __all__ = [
     "DEFAULT_SLACK_MS",
@@ -107,10 +108,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}" + ("" if n == 1 else "s")
-
-
 def verdict(check: dict[str, Any]) -> str:
     """``PASS``, or ``FAIL (…)`` saying what kind of findings there are, of a check's JSON.
 
@@ -122,18 +119,20 @@ def verdict(check: dict[str, Any]) -> str:
         return "PASS"
     rules = check["rules"]
     if not all("kind" in r for r in rules):  # a run.json from before rules had a kind
-        return f"FAIL ({_count(sum(r['findings_total'] for r in rules), 'finding')})"
+        return f"FAIL ({counted(sum(r['findings_total'] for r in rules), 'finding')})"
     timing = sum(r["findings_total"] for r in rules if r["kind"] == "timing")
     protocol = sum(r["findings_total"] for r in rules if r["kind"] != "timing")
     if protocol and timing:
-        return f"FAIL ({_count(protocol, 'protocol finding')}, {_count(timing, 'timing finding')})"
+        return (
+            f"FAIL ({counted(protocol, 'protocol finding')}, {counted(timing, 'timing finding')})"
+        )
     if protocol:
-        return f"FAIL ({_count(protocol, 'protocol finding')})"
+        return f"FAIL ({counted(protocol, 'protocol finding')})"
     late = max(r["late_ms"] for r in rules)
     slack = check["slack_ms"]
     suggested = math.ceil(late / 10) * 10 + 10
     return (
-        f"FAIL (timing only: {_count(timing, 'finding')}, timers up to {late:.0f} ms late; "
+        f"FAIL (timing only: {counted(timing, 'finding')}, timers up to {late:.0f} ms late; "
         f"the slack is {slack:g} ms — on a busy machine try --slack-ms {suggested})"
     )
 

@@ -51,6 +51,7 @@ from .protocol import Keepalive, Pong
 from .runfolder import SERVER_LOG, client_log_name
 from .runlogs import RunLogs
 from .settings import RunSettings
+from .words import counted
 
 __all__ = ["TIMING_RULES", "Rule", "Rules"]
 
@@ -452,7 +453,7 @@ class Rules:
             if len(copies) > clients:
                 rule.findings.append(
                     f"{SERVER_LOG}:{copies[0][1]}: a keepalive round of {len(copies)} "
-                    f"copies for {clients} clients"
+                    f"copies for {counted(clients, 'client')}"
                 )
         return rule
 

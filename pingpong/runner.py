@@ -56,6 +56,7 @@ from .runfolder import (
 )
 from .settings import ClientSettings, RunSettings, ServerSettings
 from .states import ProcessState, RunState, StoppedBy
+from .words import counted
 
 __all__ = [
     "Run",
@@ -469,7 +470,8 @@ async def run_cli(
     watcher.add_done_callback(on_stop)
     forcer = asyncio.create_task(stop.force.wait())
     forcer.add_done_callback(on_force)
-    print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    clients = counted(settings.clients, "client")
+    print(f"run {run.id}: {clients} for {settings.duration:g} s in {folder}")
     progress: asyncio.Task[None] | None = None
     try:
         try:

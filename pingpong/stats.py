@@ -13,6 +13,8 @@ from .process import how_it_ended, signal_name
 from .protocol import Keepalive
 from .runfolder import client_role
 from .runlogs import RunLogs, load_run
+from .states import StoppedBy
+from .words import counted
 
 __all__ = ["format_summary", "percentile", "round_trip_stats", "summarize", "summarize_logs"]
 
@@ -98,6 +100,13 @@ def summarize_logs(logs: RunLogs) -> dict[str, Any]:
     }
 
 
+def _stopped(stopped_by: str) -> str:
+    try:
+        return StoppedBy(stopped_by).phrase
+    except ValueError:  # a word from another version
+        return f"stopped by {stopped_by}"
+
+
 def _ended(process: dict[str, Any]) -> str:
     """How one process ended, for the summary: ``exit 0``, ``killed (SIGKILL)`` …"""
     code = process["exit_code"]
@@ -113,9 +122,8 @@ def _ended(process: dict[str, Any]) -> str:
 
 def format_summary(run: dict[str, Any]) -> str:
     """The closing report of ``pingpong run``."""
-    lines = [
-        f"run {run['id']}: {run['state']} (stopped by {run['stopped_by']}), {run['elapsed']:.1f} s"
-    ]
+    stopped = "still running" if run["stopped_by"] is None else _stopped(run["stopped_by"])
+    lines = [f"run {run['id']}: {run['state']} ({stopped}), {run['elapsed']:.1f} s"]
     if run.get("error"):
         lines.append(f"  error: {run['error']}")
     processes = ", ".join(f"{p['role']} {_ended(p)}" for p in run["processes"])
@@ -124,9 +132,10 @@ def format_summary(run: dict[str, Any]) -> str:
     if summary:
         server = summary["server"]
         lines.append(
-            f"  server: {server['requests']} requests, {server['answered']} answered, "
+            f"  server: {counted(server['requests'], 'request')}, {server['answered']} answered, "
             f"{server['ignored']} ignored ({server['ignored_pct']:.1f} %), "
-            f"{server['keepalives']} keepalives, last response {server['last_response']}"
+            f"{counted(server['keepalives'], 'keepalive')}, "
+            f"last response {server['last_response']}"
         )
         for client in summary["clients"]:
             rt = client["round_trip_ms"]
@@ -139,7 +148,8 @@ def format_summary(run: dict[str, Any]) -> str:
             lines.append(
                 f"  {client_role(client['client'])}: {client['sent']} sent, "
                 f"{client['answered']} answered, "
-                f"{client['timed_out']} timed out, {client['keepalives']} keepalives; {rt_text}"
+                f"{client['timed_out']} timed out, {counted(client['keepalives'], 'keepalive')}; "
+                f"{rt_text}"
             )
     check = run.get("check")
     if run.get("check_not_run"):
