@@ -482,7 +482,11 @@ class RuleDescription(_Model):
     kind: Literal["below"]
     low: str
     high: str
-    messages: dict[str, str] = Field(description="What it says on each of its fields.")
+    messages: dict[str, str] = Field(
+        description="What it says on each of its fields; the other field's value and the "
+        "unit follow in brackets: 'must be above the server delay maximum (1000 ms)'."
+    )
+    unit: str = Field(description="The unit of both fields.")
 
 
 class SettingsSchema(_Model):

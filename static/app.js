@@ -208,10 +208,13 @@
     for (const rule of SCHEMA.rules) {
       if (rule.kind !== "below" || errors[rule.low] || errors[rule.high]) continue;
       const low = settings[rule.low];
-      if ((Array.isArray(low) ? low[1] : low) < settings[rule.high]) continue;
+      const top = Array.isArray(low) ? low[1] : low;
+      if (top < settings[rule.high]) continue;
       const involved = changed.filter((name) => name === rule.low || name === rule.high);
       const targets = involved.length ? involved.slice(-1) : [rule.low, rule.high];
-      for (const name of targets) errors[name] = rule.messages[name];
+      // As pingpong/settings.py says it: the other field's value, which may not be in view.
+      const other = { [rule.low]: settings[rule.high], [rule.high]: top };
+      for (const name of targets) errors[name] = `${rule.messages[name]} (${other[name]} ${rule.unit})`;
     }
     return errors;
   }

@@ -193,15 +193,17 @@ def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashb
     # Client-side validation, in the server's words (from the schema in the snapshot).
     edit(page, {"clients": "0", "delay_ms_max": "3000"})
     # The delay maximum was changed last: the rule with the timeout is reported there.
-    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout (2000 ms)"
     page.click("#start")
     assert page.text_content("#error-clients") == "must be a whole number from 1 to 100"
-    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout (2000 ms)"
     assert page.text_content("#error-timeout_ms") == ""
     assert page.get_attribute("#settings [name=clients]", "aria-invalid") == "true"
     # Lowering the timeout instead: now the timeout is the field in the wrong.
     edit(page, {"delay_ms_max": "1000", "timeout_ms": "900"})
-    assert page.text_content("#error-timeout_ms") == "must be above the server delay maximum"
+    assert page.text_content("#error-timeout_ms") == (
+        "must be above the server delay maximum (1000 ms)"
+    )
     assert page.text_content("#error-delay_ms") == ""
     # A seed past what a page's numbers hold exactly is refused, in words.
     edit(page, {"timeout_ms": "2000", "seed": "100000000000000000000000"})

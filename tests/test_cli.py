@@ -33,9 +33,9 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[objec
         (["run", "--ignore", "1.5"], "pingpong run: error: argument --ignore: "
          "must be a number from 0 to 1"),
         (["run", "--timeout-ms", "1000"], "pingpong run: error: argument --timeout-ms: "
-         "must be above the server delay maximum"),
+         "must be above the server delay maximum (1000 ms)"),
         (["run", "--delay-ms", "0-2500"], "pingpong run: error: argument --delay-ms: "
-         "max must be below the timeout"),
+         "max must be below the timeout (2000 ms)"),
         (["run", "--clients", "0"], "pingpong run: error: argument --clients: "
          "must be a whole number from 1 to 100"),
         (["run", "--clients", "two"], "pingpong run: error: argument --clients: "
@@ -88,8 +88,9 @@ def test_options_of_both_sides_of_a_rule_are_both_named(
     )
     assert code == 2
     assert err.splitlines() == [
-        "pingpong run: error: argument --delay-ms: max must be below the timeout",
-        "pingpong run: error: argument --timeout-ms: must be above the server delay maximum",
+        "pingpong run: error: argument --delay-ms: max must be below the timeout (2000 ms)",
+        "pingpong run: error: argument --timeout-ms: must be above the server delay maximum "
+        "(2500 ms)",
     ]
 
 
