@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from pingpong.__main__ import _parser, _settings, main
 from pingpong.settings import MsRange, RunSettings
 
-from .conftest import SLACK_MS, child_env, pingpong_argv
+from .conftest import ROOT, SLACK_MS, child_env, pingpong_argv
 
 
 def run_main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[object, str, str]:
@@ -265,3 +266,55 @@ def test_a_closed_pipe_ends_every_command_quietly(tmp_path: Path) -> None:
         "--slack-ms", str(SLACK_MS),
     )  # fmt: skip
     assert (ran.returncode, ran.stderr) == (0, "")
+
+
+def options_of(text: str) -> dict[str, str]:
+    """Each option of a --help text (every section), with its metavar and help as one line."""
+    options: dict[str, str] = {}
+    current = None
+    for line in text.splitlines():
+        if line.startswith("  -"):
+            current = line.split()[0].rstrip(",")
+            options[current] = line.strip()
+        elif current is not None and line.startswith(" " * 10):
+            options[current] += " " + line.strip()
+        else:
+            current = None
+    return options
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [pingpong_argv("bench", "--help"),
+     [sys.executable, str(ROOT / "benchmarks" / "dashboard.py"), "--help"]],
+    ids=["pingpong bench", "benchmarks/dashboard.py"],
+)  # fmt: skip
+def test_benchmark_help_says_what_each_option_does_and_its_default(argv: list[str]) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, env=child_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    usage, description = result.stdout.split("\n\n")[:2]
+    assert len(description.split()) > 20, description  # a description, not just a usage
+    options = options_of(result.stdout)
+    assert len(options) >= 5, options
+    for option, text in options.items():
+        if option in ("-h", "--help"):
+            continue
+        assert "(default: " in text, text
+        # A placeholder a person reads (N, S, MIN-MAX), not the option's name shouted.
+        shouted = option.lstrip("-").replace("-", "_").upper()
+        assert shouted not in text.split(), text
+        assert shouted not in usage, usage
+
+
+def test_benchmark_options_are_checked(tmp_path: Path) -> None:
+    for args, line in [
+        (["--connections", "0"], "argument --connections: must be a whole number above 0"),
+        (["--seconds", "nan"], "argument --seconds: must be a number above 0"),
+        (["--clients-list", "10,x"],
+         "argument --clients-list: must be client counts above 0, like 10,100,1000"),
+    ]:  # fmt: skip
+        result = subprocess.run(
+            pingpong_argv("bench", *args), capture_output=True, text=True, env=child_env()
+        )
+        assert result.returncode == 2
+        assert result.stderr == f"pingpong bench: error: {line}\n"
