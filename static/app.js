@@ -14,6 +14,9 @@
   const text = (value, fallback = "—") =>
     value === null || value === undefined ? fallback : String(value);
 
+  // Who stopped a run, as people say it (pingpong/states.py, StoppedBy.phrase).
+  const stoppedPhrase = (by) => (by === "stop" ? "stopped on request" : `stopped by ${by}`);
+
   function escapeHtml(value) {
     return text(value, "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
   }
@@ -46,7 +49,9 @@
     store.state = message.state;
     store.run = message.run;
     store.live = message.live || emptyLive();
-    store.runId = message.run ? message.run.id : null;
+    const runId = message.run ? message.run.id : null;
+    if (runId !== store.runId) feed.frozen = [];
+    store.runId = runId;
     store.receivedAt = performance.now();
     if (message.time_zone) store.zone = message.time_zone;
     charts.offset = store.zone ? store.zone.utc_offset_s : 0;
@@ -64,6 +69,7 @@
     if (runId !== store.runId) {
       store.runId = runId; // a new run: start from empty series
       store.live = emptyLive();
+      feed.frozen = []; // a paused feed holds back all of the new run's rows
       charts.reset();
     }
     const live = message.live;
@@ -102,6 +108,7 @@
     socket: null,
     delay: 500,
     live: false,
+    lost: false, // it was live and went away: what the page shows is only the last known
 
     open() {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -109,6 +116,7 @@
       this.socket = socket;
       socket.addEventListener("open", () => {
         this.delay = 500;
+        this.lost = false;
         this.show("live", "live");
       });
       socket.addEventListener("message", (event) => {
@@ -121,6 +129,7 @@
         }
       });
       socket.addEventListener("close", () => {
+        this.lost = true;
         this.show("reconnecting", `reconnecting in ${(this.delay / 1000).toFixed(1)} s…`);
         setTimeout(() => this.open(), this.delay);
         this.delay = Math.min(this.delay * 2, 5000);
@@ -132,7 +141,7 @@
       const el = $("#connection");
       el.dataset.status = status;
       el.textContent = label;
-      renderButtons();
+      renderStatus();
     },
   };
 
@@ -239,12 +248,14 @@
 
   // During a run the form shows the run's settings, read-only; afterwards they stay for the
   // next Start. Every tab takes them from the server's snapshot, unless the person is editing.
+  const DEFAULTS = Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default]));
+
   function renderForm() {
     const run = store.run;
     const active = !!run && ACTIVE.has(run.state);
     const source = run ? run.id : "defaults";
     if (source !== formSource && (active || !edited)) {
-      fillForm(run ? run.settings : Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default])));
+      fillForm(run ? run.settings : DEFAULTS);
       formSource = source;
       edited = false;
       changed = [];
@@ -295,6 +306,15 @@
     renderButtons();
   });
 
+  // Back to the defaults, as an edit of the person's (a run's settings no longer come back).
+  $("#reset").addEventListener("click", () => {
+    if (!usable($("#reset"))) return;
+    fillForm(DEFAULTS);
+    edited = true;
+    changed = [];
+    showErrors({});
+  });
+
   $("#stop").addEventListener("click", async () => {
     if (!usable($("#stop"))) return;
     setUsable($("#stop"), false);
@@ -314,6 +334,7 @@
     const focused = document.activeElement;
     setUsable($("#start"), !active && connection.live);
     setUsable($("#stop"), active && store.state !== "stopping" && connection.live);
+    setUsable($("#reset"), !active); // during a run the form shows its settings, read-only
     for (const [from, to] of [["#start", "#stop"], ["#stop", "#start"]]) {
       if (focused === $(from) && !usable($(from)) && usable($(to))) $(to).focus();
     }
@@ -323,7 +344,8 @@
   function elapsedNow() {
     const run = store.run;
     if (!run) return 0;
-    if (!ACTIVE.has(run.state) || !run.listening_at) return run.elapsed || 0;
+    // While the app is away nothing is known to go on: the last known time stays.
+    if (!ACTIVE.has(run.state) || !run.listening_at || connection.lost) return run.elapsed || 0;
     return run.elapsed + (performance.now() - store.receivedAt) / 1000;
   }
 
@@ -332,7 +354,10 @@
     const elapsed = elapsedNow();
     const duration = run ? run.settings.duration : 0;
     $("#elapsed").textContent = clock(elapsed);
-    $("#remaining").textContent = run && ACTIVE.has(run.state) ? clock(duration - elapsed) : "—";
+    let remaining = "—";
+    if (run && run.state === "stopping") remaining = "stopping…";
+    else if (run && ACTIVE.has(run.state) && !connection.lost) remaining = clock(duration - elapsed);
+    $("#remaining").textContent = remaining;
     $("#progress").value = run && duration ? Math.min(1, elapsed / duration) : 0;
     if (run && ACTIVE.has(run.state)) {
       const cell = document.querySelector(`#history tr[data-run="${CSS.escape(run.id)}"] .duration`);
@@ -343,7 +368,8 @@
   // What an empty table or chart says: what is coming, or why there is nothing.
   function emptyText(what) {
     const run = store.run;
-    if (!run) return "no run yet";
+    // After a restart the app has no run of its own, but the runs folder has past ones.
+    if (!run) return history.count ? "no run since the app started; past runs are in History" : "no run yet";
     if (run.state === "starting") return "waiting for clients…";
     if (ACTIVE.has(run.state)) return `no ${what} yet`;
     return `no ${what} in this run`;
@@ -359,20 +385,22 @@
 
   function renderStatus() {
     const state = $("#state");
-    state.textContent = store.state;
-    state.className = `badge state-${store.state}`;
-    document.title = `pingpong — ${store.state}`;
+    // While the app is away the state is only the last one it said: greyed, and said so.
+    state.textContent = connection.lost ? `last known: ${store.state}` : store.state;
+    state.className = connection.lost ? "badge stale" : `badge state-${store.state}`;
+    state.title = connection.lost ? "the app is not reachable; this is the last state it reported" : "";
+    document.title = `pingpong — ${connection.lost ? "disconnected" : store.state}`;
     const run = store.run;
     $("#run-id").textContent = run ? run.id : "—";
     $("#address").textContent = text(run && run.address);
-    $("#stopped-by").textContent = run && run.stopped_by ? `· stopped by ${run.stopped_by}` : "";
+    $("#stopped-by").textContent = run && run.stopped_by ? `· ${stoppedPhrase(run.stopped_by)}` : "";
     $("#run-error").textContent = (run && run.error) || "";
     $("#processes").innerHTML = (run ? run.processes : [])
       .map(
         (p) => `<tr><td>${escapeHtml(p.role)}</td><td>${text(p.pid)}</td>
           <td>${escapeHtml(p.state)}${p.killed ? " (killed)" : ""}</td><td>${text(p.exit_code)}</td></tr>`,
       )
-      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : "no run yet"}</td></tr>`;
+      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : emptyText("processes")}</td></tr>`;
     renderClock();
     renderButtons();
   }
@@ -407,9 +435,23 @@
   // ---- rendering: exchanges feed -------------------------------------------------------
   const feed = {
     paused: false,
-    shownUpTo: -1, // the newest id on screen when paused
+    frozen: [], // while paused: the exchanges there were when Pause was pressed
+    refilter: false, // while paused: a filter changed, so the rows on screen must follow
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
+
+    matches(e) {
+      // server.log does not name the client of an ignored request; until its timeout
+      // does, the row belongs to every client.
+      return this.outcomes.has(e.outcome) &&
+        (this.client === "" || String(e.client) === this.client || (e.client === null && e.outcome === "ignored"));
+    },
+
+    pause(paused) {
+      this.paused = paused;
+      this.frozen = paused ? ((store.live && store.live.exchanges) || []).slice() : [];
+      this.render();
+    },
 
     render() {
       const clients = new Set(((store.live && store.live.clients) || []).map((c) => String(c.client)));
@@ -421,61 +463,64 @@
         select.value = clients.has(this.client) ? this.client : "";
       }
       const all = (store.live && store.live.exchanges) || [];
-      const shown = all
-        .filter((e) => this.outcomes.has(e.outcome))
-        // server.log does not name the client of an ignored request; until its timeout
-        // does, the row belongs to every client.
-        .filter((e) => this.client === "" || String(e.client) === this.client ||
-          (e.client === null && e.outcome === "ignored"));
       if (this.paused) {
-        const held = shown.filter((e) => e.id > this.shownUpTo).length;
+        // New rows are held back; the rows already shown still follow the filters.
+        const last = this.frozen.length ? this.frozen[this.frozen.length - 1].id : -1;
+        const held = all.filter((e) => e.id > last && this.matches(e)).length;
         $("#held-back").textContent = held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet";
-        return;
+        if (!this.refilter) return;
+      } else {
+        $("#held-back").textContent = "";
       }
-      $("#held-back").textContent = "";
-      this.shownUpTo = all.length ? all[all.length - 1].id : -1;
+      this.refilter = false;
+      const source = this.paused ? this.frozen : all;
       const active = ACTIVE.has(store.state);
-      const rows = shown
-        .slice()
+      const rows = source
+        .filter((e) => this.matches(e))
         .sort((a, b) => b.t - a.t || b.id - a.id) // newest first, by the time shown
         .map((e) => {
           const kind = OUTCOME_CLASS(e.outcome);
           const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
           let client = e.client === null ? "—" : `client${e.client}`;
           if (e.client === null && e.outcome === "ignored") {
-            client = `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
+            // A short mark in a column of fixed width: the row keeps its layout when its
+            // client becomes known.
+            const said = active ? "not yet attributed" : "not attributed";
+            client = `<span class="unattributed" title="${said}: server.log does not name the client of an ignored request; its timeout will" aria-label="${said}">client?</span>`;
           }
           return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${client}</td>
             <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
             <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
         });
-      const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
+      const none = source.length ? "no exchanges match the filters" : emptyText("exchanges");
       $("#exchanges").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">${none}</td></tr>`;
     },
   };
 
   $("#filter-client").addEventListener("change", (event) => {
     feed.client = event.target.value;
+    feed.refilter = true;
     feed.render();
   });
   for (const box of $$('input[name="outcome"]')) {
     box.addEventListener("change", () => {
       if (box.checked) feed.outcomes.add(box.value);
       else feed.outcomes.delete(box.value);
+      feed.refilter = true;
       feed.render();
     });
   }
   $("#pause").addEventListener("click", (event) => {
-    feed.paused = !feed.paused;
-    if (!feed.paused) feed.shownUpTo = -1;
-    event.target.textContent = feed.paused ? "Resume" : "Pause";
-    event.target.setAttribute("aria-pressed", String(feed.paused));
-    feed.render();
+    const paused = !feed.paused;
+    event.target.textContent = paused ? "Resume" : "Pause";
+    event.target.setAttribute("aria-pressed", String(paused));
+    feed.pause(paused);
   });
 
   // ---- rendering: history -----------------------------------------------------------------
   const history = {
     pending: null,
+    count: 0, // runs in the runs folder, as last loaded
 
     refresh() {
       clearTimeout(this.pending);
@@ -483,6 +528,7 @@
     },
 
     async load() {
+      if (connection.lost) return; // the app is away: the snapshot after reconnecting refreshes it
       try {
         const response = await fetch("/api/runs");
         if (response.ok) this.render(await response.json());
@@ -495,25 +541,36 @@
       const rows = runs.map((run) => {
         const s = run.settings || {};
         const settings = run.settings
-          ? `${s.clients} clients · ${s.duration} s · interval ${s.interval_ms.join("–")} · delay ${s.delay_ms.join("–")} · ignore ${s.ignore} · keepalive ${s.keepalive_s} s · timeout ${s.timeout_ms}${s.seed === null ? "" : ` · seed ${s.seed}`}`
+          ? `${s.clients} ${s.clients === 1 ? "client" : "clients"} · ${s.duration} s · interval ${s.interval_ms.join("–")} · delay ${s.delay_ms.join("–")} · ignore ${s.ignore} · keepalive ${s.keepalive_s} s · timeout ${s.timeout_ms}${s.seed === null ? "" : ` · seed ${s.seed}`}`
           : "—";
         const server = run.summary && run.summary.server;
         const timedOut = run.summary ? run.summary.clients.reduce((sum, c) => sum + c.timed_out, 0) : 0;
         const totals = server
           ? `${server.requests} requests, ${server.answered} answered, ${server.ignored} ignored (${server.ignored_pct} %), ${timedOut} timed out`
           : "—";
-        let verdict = `<span class="muted">${escapeHtml(run.state)}</span>`;
+        // Its state is beside its id; the check comes when the run has ended.
+        let verdict = `<span class="muted">${ACTIVE.has(run.state) ? "when it ends" : "—"}</span>`;
         if (run.check_not_run) {
           verdict = `<span class="muted">not run: ${escapeHtml(run.check_not_run)}</span>`;
         } else if (run.check) {
           const findings = run.check.rules.flatMap((r) => r.findings.map((f) => `${r.name}: ${f}`));
+          // Timing findings only: timers fired late (a busy machine), the protocol held.
+          const timing = run.check.timing_only
+            ? { word: "fail (timing)", title: "only timing rules failed: timers fired late, as on a busy machine; the protocol held" }
+            : { word: "fail", title: "" };
+          const notes = run.check.rules.flatMap((r) => (r.notes || []).map((n) => `${r.name}: ${n}`));
           verdict = run.check.ok
             ? `<span class="verdict-pass">pass</span>`
-            : `<details><summary class="verdict-fail">fail (${findings.length})</summary><ul>${findings
-                .slice(0, 20).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
+            : `<details><summary class="verdict-fail${run.check.timing_only ? " verdict-timing" : ""}" title="${escapeHtml(timing.title)}">${timing.word} (${findings.length})</summary><ul>${findings
+                .slice(0, 20).concat(notes).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
         }
+        // Each log opens as text in a new tab; the arrow beside it saves it.
         const logs = (run.logs || [])
-          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}" aria-label="${escapeHtml(`${name} of run ${run.id}`)}">${escapeHtml(name)}</a>`)
+          .map((name) => {
+            const href = `/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}`;
+            const of = escapeHtml(`${name} of run ${run.id}`);
+            return `<span class="log"><a href="${href}" target="_blank" rel="noopener" aria-label="${of}">${escapeHtml(name)}</a><a href="${href}" class="download" download="${escapeHtml(`${run.id}_${name}`)}" title="download" aria-label="download ${of}">⤓</a></span>`;
+          })
           .join("");
         const duration = run.elapsed === undefined ? "—" : clock(run.elapsed);
         // A failed run's error (a process's stderr tail) goes under its row: its first
@@ -525,12 +582,19 @@
           error = `<tr class="run-error-row" data-error-of="${escapeHtml(run.id)}"><td colspan="6"><details>
             <summary class="verdict-fail">${escapeHtml(short)}</summary><pre>${escapeHtml(run.error)}</pre></details></td></tr>`;
         }
-        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run">${escapeHtml(run.id)}</td>
+        // How it ended and who stopped it, beside its id: a pass of the logs does not
+        // hide a run that failed or was cut short.
+        const ended = [run.state, run.stopped_by ? stoppedPhrase(run.stopped_by) : ""].filter(Boolean).join(" · ");
+        const endedClass = run.state === "failed" ? "failed" : run.stopped_by === "app shutdown" ? "cut-short" : run.state;
+        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run">${escapeHtml(run.id)}<br><span class="run-ended ended-${escapeHtml(endedClass)}">${escapeHtml(ended)}</span></td>
           <td class="duration" data-label="duration">${duration}</td><td class="muted" data-label="settings">${escapeHtml(settings)}</td>
           <td data-label="totals">${escapeHtml(totals)}</td><td data-label="check">${verdict}</td>
           <td class="logs" data-label="logs">${logs}</td></tr>${error}`;
       });
       $("#history").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no runs yet</td></tr>`;
+      const before = this.count;
+      this.count = runs.length;
+      if (!store.run && !before !== !this.count) renderAll(); // "no run yet" or "since the app started"
     },
   };
 
