@@ -196,6 +196,8 @@ class _Stdout:
 
 def main(argv: Sequence[str] | None = None) -> int:
     stdout = sys.stdout
+    if stdout is None:  # no console at all (pythonw): print() already writes nowhere
+        return _main(argv)
     sys.stdout = cast(TextIO, _Stdout(stdout))
     try:
         return _main(argv)

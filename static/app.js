@@ -559,9 +559,10 @@
             ? { word: "fail (timing)", title: "only timing rules failed: timers fired late, as on a busy machine; the protocol held" }
             : { word: "fail", title: "" };
           const notes = run.check.rules.flatMap((r) => (r.notes || []).map((n) => `${r.name}: ${n}`));
+          const total = run.check.rules.reduce((sum, r) => sum + r.findings_total, 0);
           verdict = run.check.ok
             ? `<span class="verdict-pass">pass</span>`
-            : `<details><summary class="verdict-fail${run.check.timing_only ? " verdict-timing" : ""}" title="${escapeHtml(timing.title)}">${timing.word} (${findings.length})</summary><ul>${findings
+            : `<details><summary class="verdict-fail${run.check.timing_only ? " verdict-timing" : ""}" title="${escapeHtml(timing.title)}">${timing.word}: ${total} ${total === 1 ? "finding" : "findings"}</summary><ul>${findings
                 .slice(0, 20).concat(notes).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
         }
         // Each log opens as text in a new tab; the arrow beside it saves it.

@@ -217,7 +217,7 @@ def test_fresh_page_and_history_wide_and_narrow(browser: Browser, tmp_path: Path
         # A check that failed on timing only says so; its findings and notes on demand.
         late_row = page.locator(f'#history tr[data-run="{late.name}"]')
         verdict = late_row.locator('td[data-label="check"] summary')
-        assert verdict.text_content() == "fail (timing) (1)"
+        assert verdict.text_content() == "fail (timing): 1 finding"
         assert "timers fired late" in (verdict.get_attribute("title") or "")
         assert late_row.locator(".run-ended").text_content() == "finished · stopped by deadline"
         # A log's name shows it in a new tab, as text; the arrow beside it saves it.
