@@ -142,9 +142,10 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
     # The routes build their JSON themselves and return it as a response, which FastAPI
     # sends as it is: response_model only documents it (the tests hold them together).
 
-    @app.get("/", response_class=HTMLResponse)
+    @app.get("/", response_class=HTMLResponse, summary="The dashboard page")
     async def index(request: Request) -> HTMLResponse:
-        """The page, server-rendered with the current snapshot embedded."""
+        """The page, server-rendered with the current snapshot embedded, so it shows the
+        state at once; it then follows WS /ws."""
         run = supervisor.run
         values = run.settings.to_json() if run is not None else DEFAULTS
         return templates.TemplateResponse(
@@ -154,9 +155,10 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
              "values": values},
         )  # fmt: skip
 
-    @app.get("/api/status", response_model=models.Status)
+    @app.get("/api/status", response_model=models.Status, summary="The state and current run")
     async def status() -> JSONResponse:
-        """The state, the current or last run, and its live counters."""
+        """The app's state, the current or last run of this app (null before its first),
+        and that run's live counters."""
         return JSONResponse(supervisor.status())
 
     @app.post(
@@ -170,6 +172,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             503: {"model": models.Error, "description": "The runs folder cannot be written."},
         },
         openapi_extra=models.settings_request_body(),
+        summary="Start a run",
     )
     async def start(request: Request) -> JSONResponse:
         """Start a run (202 with it); 409 while a run is active; 422 for invalid settings;
@@ -208,6 +211,7 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         status_code=202,
         response_model=models.Run,
         responses={409: {"model": models.Error}},
+        summary="Stop the active run",
     )
     async def stop() -> JSONResponse:
         """Stop the active run gracefully, clients first (202); 409 if no run is active."""
@@ -225,15 +229,21 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
             return on_disk
         return current | {"logs": on_disk["logs"]}
 
-    @app.get("/api/runs", response_model=list[models.StoredRun | models.UnreadableRun])
+    @app.get(
+        "/api/runs",
+        response_model=list[models.StoredRun | models.UnreadableRun],
+        summary="Every run, newest first",
+    )
     async def runs_list() -> JSONResponse:
-        """Every run in the runs folder, newest first, the command line's too."""
+        """Every run in the runs folder, newest first, the command line's too, each with
+        the names of its log files."""
         return JSONResponse([freshest(run) for run in await asyncio.to_thread(list_runs, runs)])
 
     @app.get(
         "/api/runs/{run_id}",
         response_model=models.StoredRun | models.UnreadableRun,
         responses={404: {"model": models.Error}},
+        summary="One run",
     )
     async def run_detail(run_id: str) -> JSONResponse:
         """One run's run.json: settings, processes and exit codes, summary, check."""
@@ -247,23 +257,38 @@ def create_app(runs_dir: Path | None = None) -> FastAPI:
         response_class=PlainTextResponse,
         response_model=None,
         responses={404: models.json_error("No such run, or no such file in it.")},
+        summary="One of a run's log files",
     )
     async def run_log(run_id: str, name: str) -> FileResponse | JSONResponse:
-        """One of a run's files as text: server.log, clientK.log, or a process's .out or .err."""
+        """One of a run's files as text, shown in the browser: server.log, clientK.log, or
+        a process's .out or .err. HEAD gives its headers (its size) alone."""
         path = log_path(runs, run_id, name)
         if path is None:
             return _error(404, f"no log {name!r} in run {run_id!r}")
-        return FileResponse(path, media_type="text/plain; charset=utf-8")
+        # Shown as plain text and nothing else: a process's stderr can quote what a
+        # client sent, which must never run as a page of this origin.
+        headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+        return FileResponse(path, media_type="text/plain; charset=utf-8", headers=headers)
 
-    @app.get("/metrics", response_class=PlainTextResponse)
+    # HEAD as well (a size, a link checker), without a second entry in the API's docs.
+    app.head("/api/runs/{run_id}/logs/{name}", include_in_schema=False, response_model=None)(
+        run_log
+    )
+
+    @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def prometheus(request: Request) -> Response:
-        """Prometheus metrics: OpenMetrics when the scraper asks for it, else the text format."""
+        """The run's counters and the app's own metrics for Prometheus: OpenMetrics when the
+        scraper asks for it, else the classic text format."""
         body, content_type = await metrics.exposition(request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
-    @app.get(models.WS_SCHEMA_PATH, response_model=dict[str, Any])
+    @app.get(
+        models.WS_SCHEMA_PATH,
+        response_model=dict[str, Any],
+        summary="JSON Schema of the WebSocket messages",
+    )
     async def ws_schema() -> JSONResponse:
-        """The JSON Schema of the messages WS /ws sends."""
+        """The JSON Schema of the messages WS /ws sends: a snapshot, then updates."""
         return JSONResponse(models.ws_schema(), media_type="application/schema+json")
 
     @app.get("/docs", include_in_schema=False)

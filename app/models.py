@@ -43,6 +43,7 @@ __all__ = [
     "RuleResult",
     "Run",
     "RunSettings",
+    "ServerLateness",
     "SettingDescription",
     "SettingsSchema",
     "Snapshot",
@@ -233,7 +234,10 @@ class Process(_Model):
     pid: int | None = Field(description="null until it has started.")
     state: ProcessState
     exit_code: int | None = Field(description="null until it has exited.")
-    killed: bool = Field(description="It overstayed its graceful stop and was killed.")
+    killed: bool = Field(
+        description="A kill ended it (it overstayed its graceful stop, or the run was stopped "
+        "at once); false for a process that exited on its own before the kill landed."
+    )
 
 
 class RoundTripStats(_Model):
@@ -274,17 +278,45 @@ class Summary(_Model):
 
 class RuleResult(_Model):
     name: str
+    # Defaults: a run.json written before rules had a kind or notes.
+    kind: Literal["protocol", "timing"] = Field(
+        "protocol",
+        description="timing: about when things happened (delays, intervals, timeouts, "
+        "keepalive cadence), which timers firing late on a busy machine can break; "
+        "protocol: about what happened, never loosened.",
+    )
     ok: bool
     checked: int = Field(description="How many things the rule looked at.")
     findings: list[str] = Field(description="The first 100 violations, each naming file and line.")
     findings_total: int
+    late_ms: float = Field(
+        0.0, description="A timing rule: how far (ms) its worst finding is past its bound."
+    )
+    notes: list[str] = Field(
+        [], description="What it allowed past the slack, and why (the server's own lateness)."
+    )
+
+
+class ServerLateness(_Model):
+    """How late the server measured its own timers, at most (its stderr); null: unknown."""
+
+    answers: float | None = Field(description="ms; allowed on top of the slack for delays.")
+    keepalives: float | None = Field(
+        description="ms; allowed on top of the slack for the keepalive cadence."
+    )
 
 
 class CheckResult(_Model):
     """The checker's verdict on a run's logs."""
 
     ok: bool = Field(description="Every rule holds.")
+    timing_only: bool = Field(
+        False, description="It failed, and on timing rules only (late timers, a busy machine)."
+    )
     slack_ms: float = Field(description="Tolerance of the timing rules.")
+    server_lateness_ms: ServerLateness | None = Field(
+        None, description="How late the server measured its timers; null in older runs."
+    )
     notes: list[str]
     rules: list[RuleResult]
 
@@ -450,7 +482,11 @@ class RuleDescription(_Model):
     kind: Literal["below"]
     low: str
     high: str
-    messages: dict[str, str] = Field(description="What it says on each of its fields.")
+    messages: dict[str, str] = Field(
+        description="What it says on each of its fields; the other field's value and the "
+        "unit follow in brackets: 'must be above the server delay maximum (1000 ms)'."
+    )
+    unit: str = Field(description="The unit of both fields.")
 
 
 class SettingsSchema(_Model):

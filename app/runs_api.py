@@ -470,7 +470,12 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         folder = await indexes.ready(run_id)
         return folder, not indexes.live(run_id)
 
-    @router.get("/runs/{run_id}", response_class=HTMLResponse, responses={404: _HTML_404})
+    @router.get(
+        "/runs/{run_id}",
+        summary="A run's page",
+        response_class=HTMLResponse,
+        responses={404: _HTML_404},
+    )
     async def run_page(request: Request, run_id: str) -> HTMLResponse:
         """The run's page: settings, processes, verdict, counters, timeline, charts and
         every exchange. A live run's page follows the run."""
@@ -486,13 +491,14 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
             request, "run.html", {"run_id": run_id, "run": _script(description)}
         )
 
-    @router.get("/compare", response_class=HTMLResponse)
+    @router.get("/compare", summary="The comparison page", response_class=HTMLResponse)
     async def compare_page(request: Request) -> HTMLResponse:
         """Runs side by side (?ids=a,b,…): settings and totals, round-trip CDFs, rates."""
         return templates.TemplateResponse(request, "compare.html", {})
 
     @router.get(
-        "/api/runs/{run_id}/overview", response_model=runs_models.Overview,
+        "/api/runs/{run_id}/overview",
+        summary="A run's overview", response_model=runs_models.Overview,
         responses={404: _NOT_FOUND, 503: _UNAVAILABLE},
     )  # fmt: skip
     async def overview(run_id: str) -> JSONResponse:
@@ -519,7 +525,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.get(
-        "/api/runs/{run_id}/exchanges", response_model=runs_models.ExchangePage,
+        "/api/runs/{run_id}/exchanges",
+        summary="A page of a run's exchanges", response_model=runs_models.ExchangePage,
         responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("from", "to", "client", "outcome", "request", "cursor", "limit"),
     )  # fmt: skip
@@ -577,7 +584,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.get(
-        "/api/runs/{run_id}/exchanges.csv", response_model=None, response_class=_Csv,
+        "/api/runs/{run_id}/exchanges.csv",
+        summary="A run's exchanges as CSV", response_model=None, response_class=_Csv,
         responses={**runs_models.binary(_Csv.media_type, "Every matching exchange, one a row."),
                    404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("from", "to", "client", "outcome", "request"),
@@ -623,7 +631,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return start, end
 
     @router.get(
-        "/api/runs/{run_id}/timeline", response_model=runs_models.Timeline,
+        "/api/runs/{run_id}/timeline",
+        summary="A run's timeline for a window", response_model=runs_models.Timeline,
         responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("from", "to", "width"),
     )  # fmt: skip
@@ -649,7 +658,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.get(
-        "/api/runs/{run_id}/charts", response_model=runs_models.Charts,
+        "/api/runs/{run_id}/charts",
+        summary="A run's chart series for a window", response_model=runs_models.Charts,
         responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("from", "to", "width"),
     )  # fmt: skip
@@ -673,7 +683,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.get(
-        "/api/runs/{run_id}/lines/{name}", response_model=runs_models.CitedLines,
+        "/api/runs/{run_id}/lines/{name}",
+        summary="The log lines around a cited line", response_model=runs_models.CitedLines,
         responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("line", "context"),
     )  # fmt: skip
@@ -712,7 +723,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         return JSONResponse(await asyncio.to_thread(read))
 
     @router.get(
-        "/api/runs/{run_id}/export.zip", response_model=None, response_class=_Zip,
+        "/api/runs/{run_id}/export.zip",
+        summary="A whole run as a zip", response_model=None, response_class=_Zip,
         responses={**runs_models.binary("application/zip", "The run folder, zipped."),
                    404: _NOT_FOUND},
     )  # fmt: skip
@@ -727,7 +739,8 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
         )
 
     @router.get(
-        "/api/compare", response_model=runs_models.Comparison,
+        "/api/compare",
+        summary='Two or more runs compared', response_model=runs_models.Comparison,
         responses={404: _NOT_FOUND, 422: _INVALID, 503: _UNAVAILABLE},
         openapi_extra=_parameters("ids"),
     )  # fmt: skip

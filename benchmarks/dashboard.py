@@ -213,23 +213,48 @@ async def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=2)
-    parser.add_argument("--interval-ms", default="300-3000")
-    parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--viewers", default="1", help="comma-separated viewer counts")
+    parser = argparse.ArgumentParser(
+        prog="python benchmarks/dashboard.py",
+        description="Measure the dashboard: start a real uvicorn app.main:app on a free "
+        "loopback port, connect WebSocket viewers, start a run through the API, and measure "
+        "the lag from each log line's time to its arrival at a viewer, with the app's CPU "
+        "share and memory (Linux /proc). One run, one table row, per viewer count.",
+    )
+    parser.add_argument(
+        "--clients", type=int, default=2, metavar="N",
+        help="clients in each run (default: 2)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--interval-ms", default="300-3000", metavar="MIN-MAX",
+        help="the clients' send interval in milliseconds, as pingpong run takes it "
+        "(default: 300-3000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--duration", type=float, default=60.0, metavar="S",
+        help="length of each run in seconds (default: 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--viewers", default="1", metavar="V,V,...",
+        help="viewer counts, one run each; the first is the baseline the others are "
+        "compared with (default: 1)",
+    )  # fmt: skip
     parser.add_argument(
         "--browser", action="store_true",
-        help="also open the page in Debian's Chromium and measure its main thread (CDP)",
+        help="also open the page in Debian's Chromium and measure its main thread (CDP) "
+        "(default: off)",
     )  # fmt: skip
     args = parser.parse_args()
-    low, high = map(int, args.interval_ms.split("-"))
+    try:
+        low, high = map(int, args.interval_ms.split("-"))
+        viewer_counts = [int(v) for v in args.viewers.split(",")]
+    except ValueError:
+        parser.error("--interval-ms must be MIN-MAX and --viewers counts like 1,20")
     with tempfile.TemporaryDirectory() as tmp:
         runs = Path(tmp) / "runs"
         process, port = start_app(runs)
         try:
             rows = []
-            for count in map(int, args.viewers.split(",")):
+            for count in viewer_counts:
                 settings = {"clients": args.clients, "duration": args.duration,
                             "interval_ms": [low, high]}  # fmt: skip
                 rows.append(

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 from .core.settings import (
     ClientSettings,
@@ -87,10 +89,20 @@ def _add_settings(parser: argparse.ArgumentParser, command: str) -> None:
         )  # fmt: skip
 
 
+def _slack(text: str) -> float:
+    from .checking.check import parse_slack
+
+    try:
+        return parse_slack(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _add_slack(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--slack-ms", type=float, default=None, metavar="MS",
-        help="scheduling slack allowed on every timing rule of the check (default: 20)",
+        "--slack-ms", type=_slack, default=None, metavar="MS",
+        help="scheduling slack allowed on every timing rule of the check, in milliseconds "
+        "(default: 20)",
     )  # fmt: skip
 
 
@@ -184,7 +196,56 @@ def _settings(args: argparse.Namespace) -> RunSettings | ServerSettings | Client
     return settings
 
 
+class _Stdout:
+    """``sys.stdout`` for as long as a command runs: once its reader has gone (``| head``
+    closed the pipe), what the command prints is dropped instead of raising, and the
+    command goes on to its own exit status, as command-line tools do."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        # What is still buffered would raise again when the interpreter flushes it at
+        # exit: the descriptor now leads nowhere.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    stdout = sys.stdout
+    if stdout is None:  # no console at all (pythonw): print() already writes nowhere
+        return _main(argv)
+    sys.stdout = cast(TextIO, _Stdout(stdout))
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser, commands = _parser()
     args, unknown = parser.parse_known_args(argv)
     if args.command is None:

@@ -18,6 +18,8 @@
   function setText(node, value) {
     if (node.textContent !== value) node.textContent = value;
   }
+  // Who stopped a run, as people say it (pingpong/states.py, StoppedBy.phrase).
+  const stoppedPhrase = (by) => (by === "stop" ? "stopped on request" : `stopped by ${by}`);
 
   function escapeHtml(value) {
     return text(value, "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -51,7 +53,9 @@
     store.state = message.state;
     store.run = message.run;
     store.live = message.live || emptyLive();
-    store.runId = message.run ? message.run.id : null;
+    const runId = message.run ? message.run.id : null;
+    if (runId !== store.runId) feed.frozen = [];
+    store.runId = runId;
     store.receivedAt = performance.now();
     if (message.time_zone) store.zone = message.time_zone;
     charts.offset = store.zone ? store.zone.utc_offset_s : 0;
@@ -72,6 +76,7 @@
     if (runId !== store.runId) {
       store.runId = runId; // a new run: start from empty series
       store.live = emptyLive();
+      feed.frozen = []; // a paused feed holds back all of the new run's rows
       charts.reset();
       feed.dirty = true;
       liveTimeline.reset();
@@ -115,6 +120,7 @@
     socket: null,
     delay: 500,
     live: false,
+    lost: false, // it was live and went away: what the page shows is only the last known
 
     open() {
       const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -122,6 +128,7 @@
       this.socket = socket;
       socket.addEventListener("open", () => {
         this.delay = 500;
+        this.lost = false;
         this.show("live", "live");
       });
       socket.addEventListener("message", (event) => {
@@ -134,6 +141,7 @@
         }
       });
       socket.addEventListener("close", () => {
+        this.lost = true;
         this.show("reconnecting", `reconnecting in ${(this.delay / 1000).toFixed(1)} s…`);
         setTimeout(() => this.open(), this.delay);
         this.delay = Math.min(this.delay * 2, 5000);
@@ -145,7 +153,7 @@
       const el = $("#connection");
       el.dataset.status = status;
       el.textContent = label;
-      renderButtons();
+      renderStatus();
     },
   };
 
@@ -221,10 +229,13 @@
     for (const rule of SCHEMA.rules) {
       if (rule.kind !== "below" || errors[rule.low] || errors[rule.high]) continue;
       const low = settings[rule.low];
-      if ((Array.isArray(low) ? low[1] : low) < settings[rule.high]) continue;
+      const top = Array.isArray(low) ? low[1] : low;
+      if (top < settings[rule.high]) continue;
       const involved = changed.filter((name) => name === rule.low || name === rule.high);
       const targets = involved.length ? involved.slice(-1) : [rule.low, rule.high];
-      for (const name of targets) errors[name] = rule.messages[name];
+      // As pingpong/settings.py says it: the other field's value, which may not be in view.
+      const other = { [rule.low]: settings[rule.high], [rule.high]: top };
+      for (const name of targets) errors[name] = `${rule.messages[name]} (${other[name]} ${rule.unit})`;
     }
     return errors;
   }
@@ -249,12 +260,14 @@
 
   // During a run the form shows the run's settings, read-only; afterwards they stay for the
   // next Start. Every tab takes them from the server's snapshot, unless the person is editing.
+  const DEFAULTS = Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default]));
+
   function renderForm() {
     const run = store.run;
     const active = !!run && ACTIVE.has(run.state);
     const source = run ? run.id : "defaults";
     if (source !== formSource && (active || !edited)) {
-      fillForm(run ? run.settings : Object.fromEntries(SCHEMA.fields.map((f) => [f.name, f.default])));
+      fillForm(run ? run.settings : DEFAULTS);
       formSource = source;
       edited = false;
       changed = [];
@@ -305,6 +318,15 @@
     renderButtons();
   });
 
+  // Back to the defaults, as an edit of the person's (a run's settings no longer come back).
+  $("#reset").addEventListener("click", () => {
+    if (!usable($("#reset"))) return;
+    fillForm(DEFAULTS);
+    edited = true;
+    changed = [];
+    showErrors({});
+  });
+
   $("#stop").addEventListener("click", async () => {
     if (!usable($("#stop"))) return;
     setUsable($("#stop"), false);
@@ -324,6 +346,7 @@
     const focused = document.activeElement;
     setUsable($("#start"), !active && connection.live);
     setUsable($("#stop"), active && store.state !== "stopping" && connection.live);
+    setUsable($("#reset"), !active); // during a run the form shows its settings, read-only
     for (const [from, to] of [["#start", "#stop"], ["#stop", "#start"]]) {
       if (focused === $(from) && !usable($(from)) && usable($(to))) $(to).focus();
     }
@@ -333,7 +356,8 @@
   function elapsedNow() {
     const run = store.run;
     if (!run) return 0;
-    if (!ACTIVE.has(run.state) || !run.listening_at) return run.elapsed || 0;
+    // While the app is away nothing is known to go on: the last known time stays.
+    if (!ACTIVE.has(run.state) || !run.listening_at || connection.lost) return run.elapsed || 0;
     return run.elapsed + (performance.now() - store.receivedAt) / 1000;
   }
 
@@ -342,7 +366,10 @@
     const elapsed = elapsedNow();
     const duration = run ? run.settings.duration : 0;
     $("#elapsed").textContent = clock(elapsed);
-    $("#remaining").textContent = run && ACTIVE.has(run.state) ? clock(duration - elapsed) : "—";
+    let remaining = "—";
+    if (run && run.state === "stopping") remaining = "stopping…";
+    else if (run && ACTIVE.has(run.state) && !connection.lost) remaining = clock(duration - elapsed);
+    $("#remaining").textContent = remaining;
     $("#progress").value = run && duration ? Math.min(1, elapsed / duration) : 0;
     if (run && ACTIVE.has(run.state)) {
       const cell = document.querySelector(`#history tr[data-run="${CSS.escape(run.id)}"] .duration`);
@@ -353,7 +380,8 @@
   // What an empty table or chart says: what is coming, or why there is nothing.
   function emptyText(what) {
     const run = store.run;
-    if (!run) return "no run yet";
+    // After a restart the app has no run of its own, but the runs folder has past ones.
+    if (!run) return history.count ? "no run since the app started; past runs are in History" : "no run yet";
     if (run.state === "starting") return "waiting for clients…";
     if (ACTIVE.has(run.state)) return `no ${what} yet`;
     return `no ${what} in this run`;
@@ -369,9 +397,12 @@
 
   function renderStatus() {
     const state = $("#state");
-    setText(state, store.state);
-    state.className = `badge state-${store.state}`;
-    if (document.title !== `pingpong — ${store.state}`) document.title = `pingpong — ${store.state}`;
+    // While the app is away the state is only the last one it said: greyed, and said so.
+    setText(state, connection.lost ? `last known: ${store.state}` : store.state);
+    state.className = connection.lost ? "badge stale" : `badge state-${store.state}`;
+    state.title = connection.lost ? "the app is not reachable; this is the last state it reported" : "";
+    const title = `pingpong — ${connection.lost ? "disconnected" : store.state}`;
+    if (document.title !== title) document.title = title;
     const run = store.run;
     setText($("#run-id"), run ? run.id : "—");
     $("#run-link").hidden = !run;
@@ -379,14 +410,14 @@
       $("#run-link").href = `/runs/${encodeURIComponent(run.id)}`;
     }
     setText($("#address"), text(run && run.address));
-    setText($("#stopped-by"), run && run.stopped_by ? `· stopped by ${run.stopped_by}` : "");
+    setText($("#stopped-by"), run && run.stopped_by ? `· ${stoppedPhrase(run.stopped_by)}` : "");
     setText($("#run-error"), (run && run.error) || "");
     const processes = (run ? run.processes : [])
       .map(
         (p) => `<tr><td>${escapeHtml(p.role)}</td><td>${text(p.pid)}</td>
           <td>${escapeHtml(p.state)}${p.killed ? " (killed)" : ""}</td><td>${text(p.exit_code)}</td></tr>`,
       )
-      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : "no run yet"}</td></tr>`;
+      .join("") || `<tr><td colspan="4" class="muted">${run ? "starting processes…" : emptyText("processes")}</td></tr>`;
     if (processes !== renderStatus.processes) { // rebuilt only when a process changed
       renderStatus.processes = processes;
       $("#processes").innerHTML = processes;
@@ -437,7 +468,7 @@
   // every update: at a thousand log lines a second that rebuild was most of the page's work.
   const feed = {
     paused: false,
-    shownUpTo: -1, // the newest id on screen when paused
+    frozen: [], // while paused: the exchanges there were when Pause was pressed
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
     dirty: true, // rebuild it whole at the next render (filters, a new run, a snapshot)
@@ -453,8 +484,10 @@
 
     clientCell(e) {
       if (e.client === null && e.outcome === "ignored") {
-        const active = ACTIVE.has(store.state);
-        return `<span class="unattributed" title="server.log does not name the client of an ignored request; its timeout will">${active ? "not yet attributed" : "not attributed"}</span>`;
+        // A short mark in a column of fixed width: the row keeps its layout when its
+        // client becomes known.
+        const said = ACTIVE.has(store.state) ? "not yet attributed" : "not attributed";
+        return `<span class="unattributed" title="${said}: server.log does not name the client of an ignored request; its timeout will" aria-label="${said}">client?</span>`;
       }
       return e.client === null ? "—" : `client${e.client}`;
     },
@@ -470,12 +503,19 @@
     // An ignored request's client became known: its row says so (or, under a client
     // filter, the rows are chosen again).
     attributed(id, client) {
-      if (this.client !== "" || this.paused) { // paused: the rows on screen stay as they are
+      if (this.client !== "" || this.paused) { // the rows are chosen again at the next render
         this.dirty = true;
         return;
       }
       const row = document.querySelector(`#exchanges tr[data-id="${id}"]`);
       if (row) row.cells[1].textContent = `client${client}`;
+    },
+
+    pause(paused) {
+      this.paused = paused;
+      this.frozen = paused ? ((store.live && store.live.exchanges) || []).slice() : [];
+      this.dirty = true;
+      this.render();
     },
 
     render() {
@@ -489,20 +529,23 @@
       }
       const all = (store.live && store.live.exchanges) || [];
       if (this.paused) {
-        const held = all.filter((e) => e.id > this.shownUpTo && this.matches(e)).length;
+        // New rows are held back; the rows already shown still follow the filters.
+        const last = this.frozen.length ? this.frozen[this.frozen.length - 1].id : -1;
+        const held = all.filter((e) => e.id > last && this.matches(e)).length;
         setText($("#held-back"), held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet");
-        return;
+        if (!this.dirty) return;
+      } else {
+        setText($("#held-back"), "");
       }
-      setText($("#held-back"), "");
-      this.shownUpTo = all.length ? all[all.length - 1].id : -1;
-      const newest = all.length ? all[all.length - 1].id : -1;
+      const source = this.paused ? this.frozen : all;
+      const newest = source.length ? source[source.length - 1].id : -1;
       const body = $("#exchanges");
       const byTime = (a, b) => b.t - a.t || b.id - a.id; // newest first, by the time shown
       if (this.dirty || newest < this.rendered) {
         this.dirty = false;
-        const shown = all.filter((e) => this.matches(e)).sort(byTime);
+        const shown = source.filter((e) => this.matches(e)).sort(byTime);
         this.onScreen = shown.map((e) => ({ t: e.t, id: e.id }));
-        const none = all.length ? "no exchanges match the filters" : emptyText("exchanges");
+        const none = source.length ? "no exchanges match the filters" : emptyText("exchanges");
         body.innerHTML = shown.map((e) => this.rowHtml(e)).join("") ||
           `<tr><td colspan="6" class="muted">${none}</td></tr>`;
         this.rendered = newest;
@@ -541,19 +584,16 @@
     });
   }
   $("#pause").addEventListener("click", (event) => {
-    feed.paused = !feed.paused;
-    if (!feed.paused) {
-      feed.shownUpTo = -1;
-      feed.dirty = true;
-    }
-    event.target.textContent = feed.paused ? "Resume" : "Pause";
-    event.target.setAttribute("aria-pressed", String(feed.paused));
-    feed.render();
+    const paused = !feed.paused;
+    event.target.textContent = paused ? "Resume" : "Pause";
+    event.target.setAttribute("aria-pressed", String(paused));
+    feed.pause(paused);
   });
 
   // ---- rendering: history -----------------------------------------------------------------
   const history = {
     pending: null,
+    count: 0, // runs in the runs folder, as last loaded
 
     refresh() {
       clearTimeout(this.pending);
@@ -561,6 +601,7 @@
     },
 
     async load() {
+      if (connection.lost) return; // the app is away: the snapshot after reconnecting refreshes it
       try {
         const response = await fetch("/api/runs");
         if (response.ok) this.render(await response.json());
@@ -573,25 +614,37 @@
       const rows = runs.map((run) => {
         const s = run.settings || {};
         const settings = run.settings
-          ? `${s.clients} clients · ${s.duration} s · interval ${s.interval_ms.join("–")} · delay ${s.delay_ms.join("–")} · ignore ${s.ignore} · keepalive ${s.keepalive_s} s · timeout ${s.timeout_ms}${s.seed === null ? "" : ` · seed ${s.seed}`}`
+          ? `${s.clients} ${s.clients === 1 ? "client" : "clients"} · ${s.duration} s · interval ${s.interval_ms.join("–")} · delay ${s.delay_ms.join("–")} · ignore ${s.ignore} · keepalive ${s.keepalive_s} s · timeout ${s.timeout_ms}${s.seed === null ? "" : ` · seed ${s.seed}`}`
           : "—";
         const server = run.summary && run.summary.server;
         const timedOut = run.summary ? run.summary.clients.reduce((sum, c) => sum + c.timed_out, 0) : 0;
         const totals = server
           ? `${server.requests} requests, ${server.answered} answered, ${server.ignored} ignored (${server.ignored_pct} %), ${timedOut} timed out`
           : "—";
-        let verdict = `<span class="muted">${escapeHtml(run.state)}</span>`;
+        // Its state is beside its id; the check comes when the run has ended.
+        let verdict = `<span class="muted">${ACTIVE.has(run.state) ? "when it ends" : "—"}</span>`;
         if (run.check_not_run) {
           verdict = `<span class="muted">not run: ${escapeHtml(run.check_not_run)}</span>`;
         } else if (run.check) {
           const findings = run.check.rules.flatMap((r) => r.findings.map((f) => `${r.name}: ${f}`));
+          // Timing findings only: timers fired late (a busy machine), the protocol held.
+          const timing = run.check.timing_only
+            ? { word: "fail (timing)", title: "only timing rules failed: timers fired late, as on a busy machine; the protocol held" }
+            : { word: "fail", title: "" };
+          const notes = run.check.rules.flatMap((r) => (r.notes || []).map((n) => `${r.name}: ${n}`));
+          const total = run.check.rules.reduce((sum, r) => sum + r.findings_total, 0);
           verdict = run.check.ok
             ? `<span class="verdict-pass">pass</span>`
-            : `<details><summary class="verdict-fail">fail (${findings.length})</summary><ul>${findings
-                .slice(0, 20).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
+            : `<details><summary class="verdict-fail${run.check.timing_only ? " verdict-timing" : ""}" title="${escapeHtml(timing.title)}">${timing.word}: ${total} ${total === 1 ? "finding" : "findings"}</summary><ul>${findings
+                .slice(0, 20).concat(notes).map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul></details>`;
         }
+        // Each log opens as text in a new tab; the arrow beside it saves it.
         const logs = (run.logs || [])
-          .map((name) => `<a href="/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}" download="${escapeHtml(`${run.id}_${name}`)}" aria-label="${escapeHtml(`${name} of run ${run.id}`)}">${escapeHtml(name)}</a>`)
+          .map((name) => {
+            const href = `/api/runs/${encodeURIComponent(run.id)}/logs/${encodeURIComponent(name)}`;
+            const of = escapeHtml(`${name} of run ${run.id}`);
+            return `<span class="log"><a href="${href}" target="_blank" rel="noopener" aria-label="${of}">${escapeHtml(name)}</a><a href="${href}" class="download" download="${escapeHtml(`${run.id}_${name}`)}" title="download" aria-label="download ${of}">⤓</a></span>`;
+          })
           .join("");
         const duration = run.elapsed === undefined ? "—" : clock(run.elapsed);
         // A failed run's error (a process's stderr tail) goes under its row: its first
@@ -603,12 +656,22 @@
           error = `<tr class="run-error-row" data-error-of="${escapeHtml(run.id)}"><td colspan="6"><details>
             <summary class="verdict-fail">${escapeHtml(short)}</summary><pre>${escapeHtml(run.error)}</pre></details></td></tr>`;
         }
-        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run"><input type="checkbox" class="compare-pick" value="${escapeHtml(run.id)}" aria-label="compare ${escapeHtml(run.id)}"> <a href="/runs/${encodeURIComponent(run.id)}">${escapeHtml(run.id)}</a></td>
+        // How it ended and who stopped it, beside its id: a pass of the logs does not
+        // hide a run that failed or was cut short.
+        const ended = [run.state, run.stopped_by ? stoppedPhrase(run.stopped_by) : ""].filter(Boolean).join(" · ");
+        const endedClass = run.state === "failed" ? "failed" : run.stopped_by === "app shutdown" ? "cut-short" : run.state;
+        return `<tr data-run="${escapeHtml(run.id)}"${error ? ` class="has-error"` : ""}><td data-label="run"><input type="checkbox" class="compare-pick" value="${escapeHtml(run.id)}" aria-label="compare ${escapeHtml(run.id)}"> <a href="/runs/${encodeURIComponent(run.id)}">${escapeHtml(run.id)}</a><br><span class="run-ended ended-${escapeHtml(endedClass)}">${escapeHtml(ended)}</span></td>
           <td class="duration" data-label="duration">${duration}</td><td class="muted" data-label="settings">${escapeHtml(settings)}</td>
           <td data-label="totals">${escapeHtml(totals)}</td><td data-label="check">${verdict}</td>
           <td class="logs" data-label="logs">${logs}</td></tr>${error}`;
       });
       $("#history").innerHTML = rows.join("") || `<tr><td colspan="6" class="muted">no runs yet</td></tr>`;
+      const before = this.count;
+      this.count = runs.length;
+      if (!store.run && !before !== !this.count) { // "no run yet" or "since the app started"
+        feed.dirty = true; // its empty line is written only when it is rebuilt
+        renderAll();
+      }
     },
   };
 

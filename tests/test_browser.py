@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import shutil
@@ -12,11 +13,14 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, sync_playwright
 
 from app.live import time_zone
+from pingpong.checking.check import check_run
+from pingpong.core.settings import DEFAULTS, RunSettings
 
 from .conftest import Dashboard, child_env, pingpong_argv, start_dashboard, stop_dashboard
 
@@ -133,22 +137,48 @@ def failed_run(runs: Path) -> Path:
     return folder
 
 
+def timing_only_run(runs: Path) -> Path:
+    """A run folder whose check failed on a timing rule only: one answer 35 ms late."""
+    folder = runs / "2020-01-01_00-00-00"
+    folder.mkdir(parents=True)
+    (folder / "server.log").write_text(
+        "2020-01-01;00:00:01.000;[0] PING;00:00:02.035;[0/0] PONG (1)\n", encoding="utf-8"
+    )
+    (folder / "client1.log").write_text(
+        "2020-01-01;00:00:00.999;[0] PING;00:00:02.036;[0/0] PONG (1)\n", encoding="utf-8"
+    )
+    settings = RunSettings(clients=1)
+    (folder / "run.json").write_text(json.dumps({"settings": settings.to_json()}))
+    report = check_run(folder)
+    assert report.timing_only
+    run: dict[str, Any] = {
+        "id": folder.name, "state": "finished", "stopped_by": "deadline", "error": None,
+        "settings": settings.to_json(), "started_at": "2020-01-01T00:00:00.000",
+        "listening_at": None, "ended_at": None, "elapsed": 2.0, "address": None,
+        "processes": [], "summary": None, "check": report.to_json(), "check_not_run": None,
+    }  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(run))
+    return folder
+
+
 def test_fresh_page_and_history_wide_and_narrow(browser: Browser, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     run_id = failed_run(runs).name
+    late = timing_only_run(runs)
     dashboard = start_dashboard(runs, tmp_path / "uvicorn.log")
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         watch = Watch(page)
         page.goto(dashboard.url)
         page.wait_for_selector("#connection[data-status=live]")
-        # A fresh app: every empty place says what is coming.
-        assert page.text_content("#clients") == "no run yet"
-        assert page.text_content("#exchanges") == "no run yet"
-        assert page.text_content("#processes") == "no run yet"
+        # A fresh app with past runs on disk: every empty place says where they are.
+        since = "no run since the app started; past runs are in History"
+        page.wait_for_function(f"document.querySelector('#clients').textContent === '{since}'")
+        assert page.text_content("#exchanges") == since
+        assert page.text_content("#processes") == since
         for chart in ("rtt", "rates", "delays"):
             assert page.is_visible(f"#chart-{chart}-empty")
-            assert page.text_content(f"#chart-{chart}-empty") == "no run yet"
+            assert page.text_content(f"#chart-{chart}-empty") == since
         # The logs' time zone, said once; units on the round-trip columns.
         zone = time_zone(datetime.now().astimezone())
         assert zone["label"] in (page.text_content("#time-zone") or "")
@@ -169,16 +199,39 @@ def test_fresh_page_and_history_wide_and_narrow(browser: Browser, tmp_path: Path
         assert error.locator("pre").is_visible()
         for width in (1280, 420):
             page.set_viewport_size({"width": width, "height": 900})
-            assert_no_sideways_scroll(page, ".history .scroll")
+            assert_no_sideways_scroll(page, ".history .scroll", ".status", ".counters")
             box = row.locator(".logs").bounding_box()
             assert box is not None
             assert box["x"] + box["width"] <= width
             page.screenshot(path=str(tmp_path / f"fresh-{width}.png"), full_page=True)
-        # Each download link says which run it belongs to.
-        links = row.locator(".logs a")
+        # Each log link says which run it belongs to.
+        links = row.locator(".logs a:not(.download)")
         assert links.count() >= 1
         for link in links.all():
             assert link.get_attribute("aria-label") == f"{link.text_content()} of run {run_id}"
+        # How the run ended and who stopped it, beside its id, in the colour of a failure.
+        ended = row.locator(".run-ended")
+        assert ended.text_content() == "failed · stopped by failure"
+        settings = row.locator('td[data-label="settings"]').text_content() or ""
+        assert settings.startswith("1 client · 5 s · "), settings
+        assert "ended-failed" in (ended.get_attribute("class") or "")
+        # A check that failed on timing only says so; its findings and notes on demand.
+        late_row = page.locator(f'#history tr[data-run="{late.name}"]')
+        verdict = late_row.locator('td[data-label="check"] summary')
+        assert verdict.text_content() == "fail (timing): 1 finding"
+        assert "timers fired late" in (verdict.get_attribute("title") or "")
+        assert late_row.locator(".run-ended").text_content() == "finished · stopped by deadline"
+        # A log's name shows it in a new tab, as text; the arrow beside it saves it.
+        with page.expect_popup() as popup_info:
+            late_row.locator(".logs a", has_text="server.log").click()
+        shown = popup_info.value
+        shown.wait_for_load_state()
+        assert shown.url.endswith(f"/api/runs/{late.name}/logs/server.log")
+        assert shown.text_content("body") == (late / "server.log").read_text(encoding="utf-8")
+        shown.close()
+        assert late_row.locator("a.download").first.get_attribute("download") == (
+            f"{late.name}_server.log"
+        )
         assert watch.problems == []
         page.close()
     finally:
@@ -193,15 +246,17 @@ def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashb
     # Client-side validation, in the server's words (from the schema in the snapshot).
     edit(page, {"clients": "0", "delay_ms_max": "3000"})
     # The delay maximum was changed last: the rule with the timeout is reported there.
-    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout (2000 ms)"
     page.click("#start")
     assert page.text_content("#error-clients") == "must be a whole number from 1 to 100"
-    assert page.text_content("#error-delay_ms") == "max must be below the timeout"
+    assert page.text_content("#error-delay_ms") == "max must be below the timeout (2000 ms)"
     assert page.text_content("#error-timeout_ms") == ""
     assert page.get_attribute("#settings [name=clients]", "aria-invalid") == "true"
     # Lowering the timeout instead: now the timeout is the field in the wrong.
     edit(page, {"delay_ms_max": "1000", "timeout_ms": "900"})
-    assert page.text_content("#error-timeout_ms") == "must be above the server delay maximum"
+    assert page.text_content("#error-timeout_ms") == (
+        "must be above the server delay maximum (1000 ms)"
+    )
     assert page.text_content("#error-delay_ms") == ""
     # A seed past what a page's numbers hold exactly is refused, in words.
     edit(page, {"timeout_ms": "2000", "seed": "100000000000000000000000"})
@@ -218,6 +273,17 @@ def test_invalid_settings_show_their_messages(browser: Browser, dashboard: Dashb
     assert page.text_content("#error-ignore") == "must be a number from 0 to 1"
     assert page.text_content("#error-clients") == ""
     assert page.text_content("#state") == "idle"
+    # Reset to defaults: every field back, every message gone.
+    edit(page, {"clients": "0", "timeout_ms": "900", "seed": "7"})
+    assert page.text_content("#error-clients") != ""
+    page.click("#reset")
+    assert page.input_value("#settings [name=clients]") == str(DEFAULTS["clients"])
+    assert page.input_value("#settings [name=timeout_ms]") == str(DEFAULTS["timeout_ms"])
+    assert page.input_value("#settings [name=interval_ms_min]") == str(DEFAULTS["interval_ms"][0])
+    assert page.input_value("#settings [name=seed]") == ""
+    assert page.text_content("#error-clients") == ""
+    assert page.text_content("#form-error") == ""
+    assert page.get_attribute("#settings [name=clients]", "aria-invalid") == "false"
     assert watch.problems == []
     page.close()
 
@@ -284,7 +350,7 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         page.wait_for_selector("#exchanges tr.row-ignored")
         clients = set(page.locator("#exchanges tr td:nth-child(2)").all_text_contents())
         # An ignored request not yet attributed may be client2's: it stays in view.
-        assert clients <= {"client2", "not yet attributed"}
+        assert clients <= {"client2", "client?"}
         assert "client2" in clients
         page.select_option("#filter-client", "")
         # Pause keeps the feed still while counters go on.
@@ -341,7 +407,7 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
             tab.wait_for_function("document.querySelector('#state').textContent === 'finished'",
                                   timeout=15_000)  # fmt: skip
         page.wait_for_function("document.activeElement === document.querySelector('#start')")
-        assert "stopped by stop" in (page.text_content("#stopped-by") or "")
+        assert "stopped on request" in (page.text_content("#stopped-by") or "")
         for tab in (page, other):  # the last settings stay, editable, for the next Start
             assert tab.get_attribute("#settings [name=clients]", "readonly") is None
             assert tab.input_value("#settings [name=timeout_ms]") == "300"
@@ -351,7 +417,7 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         row.locator(".verdict-pass, .verdict-fail").wait_for(timeout=10_000)
         # Download a log.
         with page.expect_download() as download_info:
-            row.locator("a", has_text="server.log").click()
+            row.locator("a.download[download$='_server.log']").click()
         download = download_info.value
         saved = tmp_path / "downloaded.log"
         download.save_as(saved)
@@ -374,5 +440,110 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
         page.close()
         other.close()
+    finally:
+        stop_dashboard(dashboard)
+
+
+def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    dashboard = start_dashboard(runs, tmp_path / "uvicorn.log")
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        watch = Watch(page)
+        page.goto(dashboard.url)
+        page.wait_for_selector("#connection[data-status=live]")
+        assert page.text_content("#clients") == "no run yet"  # nothing on disk either
+        # Half the requests ignored, each attributed only when its client's 3 s timeout
+        # fires: rows "not yet attributed" are always there.
+        fill(page, {**SHORT, "duration": "120", "ignore": "0.5", "timeout_ms": "3000"})
+        page.click("#start")
+        page.wait_for_function("document.querySelector('#state').textContent === 'running'")
+        assert page.get_attribute("#reset", "aria-disabled") == "true"  # the run's settings
+        mark = page.wait_for_selector("#exchanges tr.row-ignored .unattributed", timeout=15_000)
+        assert mark is not None
+        assert mark.text_content() == "client?"
+        assert "not yet attributed" in (mark.get_attribute("title") or "")
+        # At 1280 px the outcome stays inside the panel, and the client column keeps its
+        # width when the row gets its client.
+        assert_no_sideways_scroll(page, ".feed .scroll")
+        width = page.evaluate("document.querySelector('.feed thead th:nth-child(2)').offsetWidth")
+        row_id = mark.evaluate("el => el.closest('tr').dataset.id")
+        page.wait_for_function(
+            "id => /^client[0-9]+$/.test("
+            "document.querySelector(`#exchanges tr[data-id='${id}'] .c-client`).textContent)",
+            arg=row_id, timeout=15_000,
+        )  # fmt: skip
+        assert width == page.evaluate(
+            "document.querySelector('.feed thead th:nth-child(2)').offsetWidth"
+        )
+        inside = page.evaluate(
+            """() => {
+                const panel = document.querySelector(".feed .scroll").getBoundingClientRect();
+                return Array.from(document.querySelectorAll("#exchanges td.outcome")).map(
+                    (cell) => cell.getBoundingClientRect().right <= panel.right);
+            }"""
+        )
+        assert inside
+        assert all(inside), inside
+        # Paused, the feed holds back new rows, yet the rows shown follow the filters.
+        page.wait_for_selector("#exchanges tr.row-answered")
+        page.click("#pause")
+        frozen_ids = set(
+            page.locator("#exchanges tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
+        )
+        page.uncheck('input[name=outcome][value="answered"]')
+        assert page.locator("#exchanges tr.row-answered").count() == 0
+        assert page.locator("#exchanges tr.row-ignored").count() > 0
+        page.wait_for_function(
+            "/^[0-9]+ new rows? held back$/.test(document.querySelector('#held-back').textContent)"
+        )
+        page.check('input[name=outcome][value="answered"]')
+        assert page.locator("#exchanges tr.row-answered").count() > 0
+        shown = set(page.locator("#exchanges tr").evaluate_all("rs => rs.map(r => r.dataset.id)"))
+        assert shown == frozen_ids  # the same rows as when paused: nothing new let in
+        page.click("#pause")
+        # Stopping: the clients wait up to 3 s for their requests in flight.
+        page.click("#stop")
+        page.wait_for_function(
+            """() => document.querySelector('#state').textContent === 'stopping'
+                     && document.querySelector('#remaining').textContent === 'stopping…'""",
+            polling=50,
+        )
+        page.wait_for_function(
+            "document.querySelector('#state').textContent === 'finished'", timeout=20_000
+        )
+        first = page.text_content("#run-id")
+        page.locator(f'#history tr[data-run="{first}"] .run-ended',
+                     has_text="finished · stopped on request").wait_for()  # fmt: skip
+        assert page.get_attribute("#reset", "aria-disabled") == "false"
+        # A second run, and the app goes away under it: the page says what it last knew.
+        page.click("#start")
+        page.wait_for_function("document.querySelector('#state').textContent === 'running'")
+        second = page.text_content("#run-id")
+        watch.expected.append(re.compile(r"WebSocket connection to .* failed"))
+        port = dashboard.port
+        stop_dashboard(dashboard)
+        page.wait_for_selector("#connection[data-status=reconnecting]")
+        state = page.locator("#state")
+        assert state.text_content() in ("last known: running", "last known: stopping")
+        assert state.get_attribute("class") == "badge stale"
+        assert page.text_content("#remaining") in ("—", "stopping…")  # no time counts down
+        assert page.is_disabled("#start")
+        assert page.is_disabled("#stop")
+        page.screenshot(path=str(tmp_path / "disconnected.png"), full_page=True)
+        # Back again: the app has no run of its own, and says where the others are.
+        dashboard = start_dashboard(runs, tmp_path / "uvicorn2.log", port=port)
+        page.wait_for_selector("#connection[data-status=live]", timeout=15_000)
+        assert page.text_content("#state") == "idle"
+        assert state.get_attribute("class") == "badge state-idle"
+        since = "no run since the app started; past runs are in History"
+        page.wait_for_function(f"document.querySelector('#clients').textContent === '{since}'")
+        assert page.text_content("#exchanges") == since
+        # The run the app's shutdown cut short says so, in a colour of its own.
+        ended = page.locator(f'#history tr[data-run="{second}"] .run-ended')
+        ended.filter(has_text="finished · stopped by app shutdown").wait_for()
+        assert "ended-cut-short" in (ended.get_attribute("class") or "")
+        assert watch.problems == []
+        page.close()
     finally:
         stop_dashboard(dashboard)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pingpong.checking.check import check_run
+from pingpong.checking.runlogs import load_run
 from pingpong.core.logformat import (
     Answered,
     TimedOut,
@@ -24,6 +25,7 @@ from pingpong.core.logformat import (
     parse_client_line,
     parse_server_line,
 )
+from pingpong.core.settings import RunSettings
 
 from .conftest import SLACK_MS, child_env, pingpong_argv
 
@@ -428,3 +430,99 @@ def test_first_and_last_client_lines_swapped(copy: Path) -> None:
         ["client3.log", "2"],
         ["client3.log", str(count)],
     ]
+
+
+def test_the_real_run_reads_the_lateness_its_server_measured(good_run: Path) -> None:
+    lateness = load_run(good_run).server_lateness
+    assert lateness.answers_ms is not None
+    assert lateness.keepalives_ms is not None
+    reported = check_run(good_run, SLACK_MS).to_json()["server_lateness_ms"]
+    assert reported == {"answers": lateness.answers_ms, "keepalives": lateness.keepalives_ms}
+
+
+def delayed_run(folder: Path, over_ms: int, server_err: str | None = None) -> Path:
+    """A run of one answer, its delay ``over_ms`` past the 1000 ms maximum."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"settings": RunSettings(clients=1).to_json()}))
+    answered = 1000 + over_ms
+    (folder / "server.log").write_text(
+        f"2026-11-26;13:01:02.000;[0] PING;13:01:03.{answered - 1000:03};[0/0] PONG (1)\n",
+        encoding="utf-8",
+    )
+    (folder / "client1.log").write_text(
+        f"2026-11-26;13:01:01.999;[0] PING;13:01:03.{answered - 999:03};[0/0] PONG (1)\n",
+        encoding="utf-8",
+    )
+    if server_err is not None:
+        (folder / "server.err").write_text(server_err, encoding="utf-8")
+    return folder
+
+
+LATE_SERVER = (
+    "server: stopped after 1 responses to 1 clients\n"
+    "server: answer lateness p50 38.90 p99 38.90 max 38.90 ms (n=1)\n"
+    "server: keepalive lateness p50 0.00 p99 0.00 max 0.00 ms (n=0)\n"
+)
+
+
+def test_a_late_server_timer_is_allowed_as_late_as_the_server_measured(tmp_path: Path) -> None:
+    # 35 ms past the maximum: more than the 20 ms slack alone allows.
+    alone = check_run(delayed_run(tmp_path / "alone", 35))
+    assert not alone.ok
+    assert alone.timing_only
+    assert [(r.name, r.findings) for r in alone.rules if not r.ok] == [
+        ("delays", ["server.log:1: delay 1035 ms, not in 100–1000"])
+    ]
+    assert alone.format().splitlines()[0] == (
+        f"check {tmp_path / 'alone'}: FAIL (timing only: 1 finding, timers up to 35 ms late; "
+        "the slack is 20 ms — on a busy machine try --slack-ms 50)"
+    )
+    # The server said its answer timers ran up to 38.9 ms late: allowed, and said so.
+    measured = check_run(delayed_run(tmp_path / "measured", 35, LATE_SERVER))
+    assert measured.ok, measured.format()
+    delays = next(r for r in measured.rules if r.name == "delays")
+    assert delays.notes == [
+        "the server measured its answer timers up to 38.9 ms late, allowed: 1 past the slack alone"
+    ]
+    assert "note: the server measured its answer timers up to 38.9 ms late" in measured.format()
+    # 60 ms past it is more than both.
+    beyond = check_run(delayed_run(tmp_path / "beyond", 60, LATE_SERVER))
+    assert [(r.name, r.findings) for r in beyond.rules if not r.ok] == [
+        ("delays", ["server.log:1: delay 1060 ms, not in 100–1000 (allowed: 20 ms slack + "
+                    "38.9 ms, how late the server measured its timers)"])
+    ]  # fmt: skip
+    assert beyond.to_json()["timing_only"] is True
+
+
+def test_protocol_rules_are_never_loosened(tmp_path: Path) -> None:
+    folder = delayed_run(tmp_path / "run", 60, LATE_SERVER)
+    (folder / "client1.log").write_text(  # a PONG the server never sent
+        "2026-11-26;13:01:01.999;[0] PING;13:01:03.061;[7/0] PONG (1)\n", encoding="utf-8"
+    )
+    report = check_run(folder)
+    assert not report.timing_only
+    assert report.to_json()["timing_only"] is False
+    failed = {r.name: r.findings for r in report.rules if not r.ok}
+    assert "responses delivered" in failed
+    assert (
+        report.format().splitlines()[0].endswith(": FAIL (2 protocol findings, 1 timing finding)")
+    ), report.format()
+
+
+def test_check_says_a_failure_is_timing_only_on_the_command_line(tmp_path: Path) -> None:
+    folder = delayed_run(tmp_path / "run", 35)
+    result = subprocess.run(
+        pingpong_argv("check", str(folder)), capture_output=True, text=True, env=child_env()
+    )
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0].endswith(
+        ": FAIL (timing only: 1 finding, timers up to 35 ms late; the slack is 20 ms — "
+        "on a busy machine try --slack-ms 50)"
+    )
+    assert "  FAIL  delays (timing)" in result.stdout
+    assert "  ok    format " in result.stdout
+    passed = subprocess.run(
+        pingpong_argv("check", str(folder), "--slack-ms", "50"),
+        capture_output=True, text=True, env=child_env(),
+    )  # fmt: skip
+    assert passed.returncode == 0, passed.stdout

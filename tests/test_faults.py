@@ -324,7 +324,9 @@ def test_sigterm_to_the_server_mid_run(tmp_path: Path, no_stray_processes: None)
     assert codes == {"server": 0, "client1": 0, "client2": 0}
     assert meta["state"] == "failed"
     assert meta["stopped_by"] == "failure"
-    assert str(meta["error"]).startswith(f"server (pid {server_pid}) exited with code 0")
+    assert str(meta["error"]).startswith(
+        f"server (pid {server_pid}) exited with code 0; last lines of its stderr: "
+    )
     assert "stopping (signal SIGTERM)" in str(meta["error"])
 
 

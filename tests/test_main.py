@@ -67,8 +67,8 @@ def test_fresh_app_is_idle(client: TestClient) -> None:
         ({"delay_ms": [900, 100]}, "delay_ms", "min must not be above max"),
         ({"ignore": 1.5}, "ignore", "must be a number from 0 to 1"),
         ({"keepalive_s": 0}, "keepalive_s", "must be a number of seconds from 0.1 to 3600"),
-        ({"timeout_ms": 500}, "timeout_ms", "must be above the server delay maximum"),
-        ({"delay_ms": [0, 2500]}, "delay_ms", "max must be below the timeout"),
+        ({"timeout_ms": 500}, "timeout_ms", "must be above the server delay maximum (1000 ms)"),
+        ({"delay_ms": [0, 2500]}, "delay_ms", "max must be below the timeout (2000 ms)"),
         ({"seed": "abc"}, "seed",
          "must be a whole number from 0 to 9007199254740991, or nothing for a random seed"),
         ({"seed": 10**23}, "seed",
@@ -358,3 +358,24 @@ def test_favicon(client: TestClient) -> None:
     assert linked
     for href in linked:
         assert client.get(href).status_code == 200, href
+
+
+def test_a_log_is_shown_as_plain_text_and_answers_head(client: TestClient, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "2026-11-26_13-01-02"
+    folder.mkdir(parents=True)
+    # A process's stderr may quote what a client sent: it stays text in the browser.
+    text = "server: client 1: bad line '<script>alert(1)</script>'; not answered\n"
+    (folder / "server.err").write_text(text, encoding="utf-8")
+    path = f"/api/runs/{folder.name}/logs/server.err"
+    got = client.get(path)
+    assert got.status_code == 200
+    assert got.text == text
+    assert got.headers["content-type"] == "text/plain; charset=utf-8"
+    assert got.headers["x-content-type-options"] == "nosniff"
+    assert got.headers["content-security-policy"] == "sandbox"
+    assert "attachment" not in got.headers.get("content-disposition", "")  # shown, not saved
+    head = client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == str(len(text.encode()))
+    assert client.head(f"/api/runs/{folder.name}/logs/run.json").status_code == 404

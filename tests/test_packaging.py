@@ -16,6 +16,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
+from pingpong.core.settings import ClientSettings, ServerSettings
+
 from .conftest import ROOT
 
 _SOURCES = ["pyproject.toml", "README.md", "LICENSE", "pingpong", "app", "templates", "static"]
@@ -65,3 +69,38 @@ def test_wheel_builds_without_warnings_and_ships_templates_and_static(tmp_path: 
     assert "app/static/vendor/swagger-ui-dist-5.35.0/LICENSE" in expected
     assert expected <= shipped, sorted(expected - shipped)
     assert {"pingpong/py.typed", "app/py.typed", "pingpong/__main__.py"} <= shipped
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="asks git")
+def test_the_logs_of_a_lone_server_or_client_are_ignored_by_git() -> None:
+    # `pingpong server` and `pingpong client` write server.log and client1.log into the
+    # folder they run in; run from the checkout, they are not the project's files.
+    names = [ServerSettings().log_file, ClientSettings().log_file, "client12.log"]
+    ignored = subprocess.run(
+        ["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if ignored.returncode == 128:
+        pytest.skip(f"not a git checkout: {ignored.stderr.strip()}")
+    assert ignored.stdout.split() == names
+    # Only at the root: a log in the sources would still show.
+    kept = subprocess.run(["git", "check-ignore", "tests/server.log"], cwd=ROOT, check=False)
+    assert kept.returncode == 1
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the script is a bash script")
+def test_dashboard_script_says_it_is_setting_up_before_it_does(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "dashboard", tmp_path / "dashboard")
+    stub = tmp_path / "bin" / "python3"  # stands for Python: says what it was asked, fails
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\necho "python3 $*" >&2\nexit 3\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", str(tmp_path / "dashboard")], env=env, capture_output=True, text=True,
+        timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert result.stderr.splitlines() == [
+        "setting up .venv with the project and its dependencies (about a minute)…",
+        "python3 -m venv .venv",
+    ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from pingpong.running.process import ChildProcess, tail
+from pingpong.running.process import ChildProcess, how_it_ended, tail
 
 from .conftest import run
 
@@ -63,3 +65,48 @@ def test_a_child_that_cannot_start_leaves_no_open_file(tmp_path: Path) -> None:
     before = len(list(fds.iterdir()))
     run(scenario())
     assert len(list(fds.iterdir())) == before
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="waits without reaping through waitid")
+def test_a_child_that_exited_before_the_kill_landed_is_not_killed(tmp_path: Path) -> None:
+    # A second Ctrl+C kills every child still there; one that had just exited 0 on its
+    # own, but that the event loop had not reaped yet, keeps its exit 0 and is not killed.
+    async def scenario() -> ChildProcess:
+        child = ChildProcess("client1", [sys.executable, "-c", "pass"], tmp_path)
+        await child.spawn()
+        assert child.pid is not None
+        pid = child.pid
+
+        # Wait until it has exited and asyncio's child watcher thread has reaped it, with
+        # no await in between, so the event loop has not been told yet.
+        def reaped() -> bool:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return True
+            return False
+
+        deadline = time.monotonic() + 5
+        while not reaped():
+            if time.monotonic() > deadline:
+                pytest.skip("this event loop reaps its children itself (no watcher thread)")
+            time.sleep(0.001)  # noqa: ASYNC251 - the loop must not run before the kill
+        assert child.process is not None
+        assert child.process.returncode is None
+        child.kill()
+        await child.wait(10)
+        return child
+
+    child = run(scenario())
+    assert child.exit_code == 0
+    assert not child.killed
+    assert child.describe()["killed"] is False
+
+
+def test_how_a_process_ended_in_words() -> None:
+    assert how_it_ended(0) == "exited with code 0"
+    assert how_it_ended(3) == "exited with code 3"
+    if sys.platform != "win32":
+        assert how_it_ended(-9) == "was killed by signal 9 (SIGKILL)"
+        assert how_it_ended(-15) == "was killed by signal 15 (SIGTERM)"
+    assert how_it_ended(-200) == "was killed by signal 200"

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from pingpong.checking.rules import Rules
-from pingpong.checking.runlogs import Line, RunLogs
+import pytest
+
+from pingpong.checking.rules import TIMING_RULES, Rules
+from pingpong.checking.runlogs import Line, RunLogs, TimerLateness
 from pingpong.core.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
 from pingpong.core.protocol import Keepalive, Ping, Pong
 from pingpong.core.settings import MsRange, RunSettings
@@ -91,3 +93,62 @@ def test_client_lines_in_completion_order_across_midnight() -> None:
     assert order(after, before) == [
         "client1.log:2: completed at 23:59:59.999, before line 1 above it (00:00:00.001)"
     ]
+
+
+def test_every_rule_is_a_protocol_or_a_timing_rule() -> None:
+    logs = RunLogs(Path("run"), None, {}, server=server_log(0, 3))
+    kinds = {rule.name: rule.timing for rule in Rules(logs, RunSettings(), 20).run()}
+    # Timers firing late can break these, and only these; any other rule (a new one too)
+    # is about what happened and is never loosened.
+    assert {name for name, timing in kinds.items() if timing} == {
+        "delays", "intervals", "timeouts", "keepalive cadence",
+    }  # fmt: skip
+    assert {"format", "requests", "response numbers", "responses delivered", "timeouts ignored",
+            "ignored share", "keepalive rounds", "client numbers"} <= set(kinds)  # fmt: skip
+    assert {name for name, timing in kinds.items() if timing} == TIMING_RULES
+
+
+def test_a_timing_finding_says_how_far_past_its_bound_it_is() -> None:
+    logs = RunLogs(Path("run"), None, {}, server=server_log(0, 3))
+    rule = Rules(logs, RunSettings(delay_ms=MsRange(100, 460)), slack_ms=20).delays()
+    assert rule.late_ms == pytest.approx(40)  # 500 ms against 460
+    assert rule.timing
+
+
+def test_a_late_keepalive_round_is_allowed_as_late_as_the_server_measured() -> None:
+    server: list[Line[ServerRecord]] = [
+        Line("server.log", n + 1,
+             Unpaired(START + timedelta(seconds=n, milliseconds=late), Keepalive(n)))
+        for n, late in enumerate([0, 1, 39, 2])
+    ]  # fmt: skip
+    settings = RunSettings(clients=1, keepalive_s=1)
+    alone = RunLogs(Path("run"), None, {}, server=server)
+    rule = Rules(alone, settings, slack_ms=20).keepalive_cadence()
+    assert rule.findings == ["server.log:3: keepalive round +39 ms off the 1 s grid"]
+    assert rule.late_ms == pytest.approx(39)
+    measured = RunLogs(Path("run"), None, {}, server=server,
+                       server_lateness=TimerLateness(keepalives_ms=38.87))  # fmt: skip
+    rule = Rules(measured, settings, slack_ms=20).keepalive_cadence()
+    assert rule.findings == []
+    assert rule.notes == [
+        "the server measured its keepalive timers up to 38.9 ms late, allowed: "
+        "1 past the slack alone"
+    ]
+    # How late answers were says nothing about keepalive rounds.
+    answers = RunLogs(Path("run"), None, {}, server=server,
+                      server_lateness=TimerLateness(answers_ms=100))  # fmt: skip
+    assert Rules(answers, settings, slack_ms=20).keepalive_cadence().findings != []
+
+
+def test_too_many_copies_in_a_round_is_a_protocol_finding() -> None:
+    at = START + timedelta(seconds=1)
+    server: list[Line[ServerRecord]] = [
+        Line("server.log", n + 1, Unpaired(at, Keepalive(n))) for n in range(3)
+    ]
+    logs = RunLogs(Path("run"), None, {}, server=server)
+    rules = Rules(logs, RunSettings(clients=2), slack_ms=20)
+    assert rules.keepalive_rounds().findings == [
+        "server.log:1: a keepalive round of 3 copies for 2 clients"
+    ]
+    assert not rules.keepalive_rounds().timing
+    assert rules.keepalive_cadence().findings == []

@@ -198,7 +198,8 @@ def test_a_dead_client_fails_the_run(tmp_path: Path, no_stray_processes: None) -
     assert result["state"] == "failed"
     assert result["stopped_by"] == "failure"
     assert "client2" in str(result["error"])
-    assert "exited with code -9" in str(result["error"])
+    assert "client2 (pid " in str(result["error"])
+    assert ") was killed by signal 9 (SIGKILL); last lines of its stderr: " in str(result["error"])
     codes = {p["role"]: p["exit_code"] for p in result["processes"]}
     assert codes == {"server": 0, "client1": 0, "client2": -9}
 

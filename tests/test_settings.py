@@ -71,7 +71,8 @@ def test_schema_as_json() -> None:
     assert schema["rules"] == [
         {"kind": "below", "low": "delay_ms", "high": "timeout_ms",
          "messages": {"delay_ms": "max must be below the timeout",
-                      "timeout_ms": "must be above the server delay maximum"}}
+                      "timeout_ms": "must be above the server delay maximum"},
+         "unit": "ms"}
     ]  # fmt: skip
     assert [f["name"] for f in schema["fields"] if f["form"]] == [
         "clients", "duration", "interval_ms", "delay_ms", "ignore", "keepalive_s", "timeout_ms",
@@ -118,7 +119,7 @@ def test_command_line_values() -> None:
         ({"ignore": float("nan")}, "ignore", "must be a number from 0 to 1"),
         ({"ignore": float("inf")}, "ignore", "must be a number from 0 to 1"),
         ({"keepalive_s": 0.05}, "keepalive_s", "must be a number of seconds from 0.1 to 3600"),
-        ({"timeout_ms": 1000}, "timeout_ms", "must be above the server delay maximum"),
+        ({"timeout_ms": 1000}, "timeout_ms", "must be above the server delay maximum (1000 ms)"),
         ({"timeout_ms": 0}, "timeout_ms",
          "must be a whole number of milliseconds from 1 to 3600000"),
         ({"seed": "x"}, "seed",
@@ -176,15 +177,18 @@ def test_the_largest_seed_a_page_holds_exactly_is_valid() -> None:
 
 def test_a_rule_between_two_fields_is_reported_on_the_one_given() -> None:
     # Raising the delay maximum past the timeout: the delay is what changed.
-    assert errors_of({"delay_ms": [0, 2500]}) == {"delay_ms": "max must be below the timeout"}
-    # Lowering the timeout below the delay maximum: the timeout is what changed.
+    assert errors_of({"delay_ms": [0, 2500]}) == {
+        "delay_ms": "max must be below the timeout (2000 ms)"
+    }
+    # Lowering the timeout below the delay maximum: the timeout is what changed. The
+    # message says the other field's value, which the person may not have in view.
     assert errors_of({"timeout_ms": 500}) == {
-        "timeout_ms": "must be above the server delay maximum"
+        "timeout_ms": "must be above the server delay maximum (1000 ms)"
     }
     # Both given: both hear about it.
     assert errors_of({"delay_ms": [0, 2500], "timeout_ms": 2000}) == {
-        "delay_ms": "max must be below the timeout",
-        "timeout_ms": "must be above the server delay maximum",
+        "delay_ms": "max must be below the timeout (2000 ms)",
+        "timeout_ms": "must be above the server delay maximum (2500 ms)",
     }
     # Not said (built in Python): both.
     with pytest.raises(SettingsErrors) as caught:

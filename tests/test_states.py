@@ -84,3 +84,11 @@ def test_stopped_by_a_signal() -> None:
         StoppedBy.of_signal("deadline")
     with pytest.raises(ValueError, match="is not a valid StoppedBy"):
         StoppedBy.of_signal("SIGHUP")
+
+
+def test_who_stopped_a_run_in_words() -> None:
+    assert StoppedBy.STOP.phrase == "stopped on request"
+    assert StoppedBy.DEADLINE.phrase == "stopped by deadline"
+    assert StoppedBy.APP_SHUTDOWN.phrase == "stopped by app shutdown"
+    assert StoppedBy.SIGINT.phrase == "stopped by SIGINT"
+    assert all("stopped by stop" not in member.phrase for member in StoppedBy)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import math
 import os
 import re
 import statistics
@@ -271,25 +272,80 @@ def bench_cli(args: argparse.Namespace) -> int:
     if args.scenario in ("scale", "all"):
         if args.scenario == "all":
             print()
-        clients = [int(k) for k in args.clients_list.split(",")]
-        for line in scale(clients, args.scale_seconds):
+        for line in scale(args.clients_list, args.scale_seconds):
             print(line, flush=True)
     return 0
 
 
+#: What ``pingpong bench --help`` says first.
+DESCRIPTION = (
+    "Measure the server. throughput: requests per second of the server as a plain responder "
+    "(--delay-ms 0-0 --ignore 0) under many connections, each keeping a window of requests "
+    "in flight, against two baselines (a bare asyncio responder, and one that also logs); "
+    "medians of alternating rounds. scale: K simulated clients at the default timings "
+    "against one server, for each K: how late the server's timers fire (its own "
+    "measurement), false timeouts, the server's CPU share and memory. Each prints a table."
+)
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    """An option's converter: a finite ``kind`` above 0, else a one-line error."""
+    words = "whole number" if kind is int else "number"
+
+    def convert(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be a {words} above 0")
+        return value
+
+    return convert
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(k) for k in text.split(",")]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("must be client counts above 0, like 10,100,1000")
+    return counts
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
     parser.add_argument(
         "--scenario", choices=["throughput", "scale", "all"], default="all",
         help="which benchmark to run: throughput, scale or both (default: all)",
     )  # fmt: skip
-    parser.add_argument("--connections", type=int, default=50, help="throughput: connections")
-    parser.add_argument("--window", type=int, default=20, help="throughput: requests in flight")
-    parser.add_argument("--seconds", type=float, default=3, help="throughput: seconds a round")
-    parser.add_argument("--rounds", type=int, default=3, help="throughput: rounds")
-    parser.add_argument(
-        "--clients-list", default="10,100,1000,2000,4000", help="scale: client counts"
-    )
-    parser.add_argument("--scale-seconds", type=float, default=20, help="scale: seconds a row")
+    throughput = parser.add_argument_group("throughput")
+    throughput.add_argument(
+        "--connections", type=_positive(int), default=50, metavar="N",
+        help="connections to the server (default: 50)",
+    )  # fmt: skip
+    throughput.add_argument(
+        "--window", type=_positive(int), default=20, metavar="N",
+        help="requests each connection keeps in flight (default: 20)",
+    )  # fmt: skip
+    throughput.add_argument(
+        "--seconds", type=_positive(float), default=3.0, metavar="S",
+        help="length of a round against one target, in seconds (default: 3)",
+    )  # fmt: skip
+    throughput.add_argument(
+        "--rounds", type=_positive(int), default=3, metavar="N",
+        help="rounds per target; the table shows their median (default: 3)",
+    )  # fmt: skip
+    scale_options = parser.add_argument_group("scale")
+    scale_options.add_argument(
+        "--clients-list", type=_counts, default=[10, 100, 1000, 2000, 4000], metavar="K,K,...",
+        help="client counts, one table row each (default: 10,100,1000,2000,4000)",
+    )  # fmt: skip
+    scale_options.add_argument(
+        "--scale-seconds", type=_positive(float), default=20.0, metavar="S",
+        help="length of each row, in seconds (default: 20)",
+    )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,11 +5,16 @@ Shared by the checker and the summary. A line that does not parse is kept as a
 line costs one finding, not the whole report. A last line without its line end is
 torn (a write cut short): it is reported as such and never parsed, even when its
 bytes would happen to make a record.
+
+It also reads, from ``server.err``, how late the server measured its own timers
+(:class:`TimerLateness`): the checker allows that much on the rules about them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +28,14 @@ from ..core.logformat import (
     parse_client_line,
     parse_server_line,
 )
-from ..core.runfolder import RUN_JSON, SERVER_LOG, RunFolder, client_log_name, client_log_number
+from ..core.runfolder import (
+    RUN_JSON,
+    SERVER_LOG,
+    SERVER_ROLE,
+    RunFolder,
+    client_log_name,
+    client_log_number,
+)
 from ..core.settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = [
@@ -31,9 +43,12 @@ __all__ = [
     "Line",
     "Outage",
     "RunLogs",
+    "TimerLateness",
     "client_log_number",
     "load_run",
+    "parse_lateness",
     "parse_raw",
+    "read_lateness",
     "torn_reason",
 ]
 
@@ -117,6 +132,44 @@ def _outages(meta: dict[str, Any]) -> dict[int, list[Outage]]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class TimerLateness:
+    """How late the server measured its own timers, at most, in ms; ``None``: not known.
+
+    The server writes ``server: answer lateness p50 … p99 … max 38.87 ms (n=…)`` and the
+    same for keepalive rounds on stderr when it stops (:mod:`pingpong.core.lateness`). A
+    server that was killed wrote neither.
+    """
+
+    answers_ms: float | None = None
+    keepalives_ms: float | None = None
+
+
+# Only the kind and the maximum matter; the rest of the line may change.
+_LATENESS = re.compile(r"\b(answer|keepalive) lateness\b[^\n]*?\bmax (\d+(?:\.\d+)?) ms\b")
+_LATENESS_TAIL = 64 * 1024  # the lines come last; a long stderr is read from its end
+
+
+def parse_lateness(text: str) -> TimerLateness:
+    """The lateness lines of a server's stderr (the largest of each kind); anything else,
+    including a cut or garbled line, is passed over."""
+    found: dict[str, float] = {}
+    for kind, value in _LATENESS.findall(text):
+        found[kind] = max(found.get(kind, 0.0), float(value))
+    return TimerLateness(found.get("answer"), found.get("keepalive"))
+
+
+def read_lateness(path: Path) -> TimerLateness:
+    """:func:`parse_lateness` of the end of ``path``; nothing known if it cannot be read."""
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - _LATENESS_TAIL))
+            return parse_lateness(file.read().decode("utf-8", errors="replace"))
+    except OSError:
+        return TimerLateness()
+
+
 @dataclass
 class RunLogs:
     folder: Path
@@ -126,6 +179,7 @@ class RunLogs:
     clients: dict[int, list[Line[ClientRecord]]] = field(default_factory=dict)
     bad_lines: list[BadLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
+    server_lateness: TimerLateness = field(default_factory=TimerLateness)
     outages: dict[int, list[Outage]] = field(default_factory=dict)  # by client log number
     network_ms: float = 0.0  # the longest one-way trip of a message (simulated runs)
 
@@ -190,6 +244,7 @@ def load_run(folder: Path) -> RunLogs:
     logs = RunLogs(
         folder, settings, meta, problems=problems, outages=outages, network_ms=network_ms
     )
+    logs.server_lateness = read_lateness(files.stderr(SERVER_ROLE))
     if files.server_log.exists():
         _read(files.server_log, parse_server_line, logs.server, logs.bad_lines)
     else:

@@ -10,6 +10,10 @@ from typing import Any
 from ..core.logformat import Answered, Ignored, TimedOut, Unpaired
 from ..core.protocol import Keepalive
 from ..core.runfolder import client_role
+from ..core.states import StoppedBy
+from ..core.words import counted
+from ..running.process import how_it_ended, signal_name
+from .check import verdict
 from .runlogs import RunLogs, load_run
 
 __all__ = ["format_summary", "percentile", "round_trip_stats", "summarize", "summarize_logs"]
@@ -96,26 +100,43 @@ def summarize_logs(logs: RunLogs) -> dict[str, Any]:
     }
 
 
+def _stopped(stopped_by: str) -> str:
+    try:
+        return StoppedBy(stopped_by).phrase
+    except ValueError:  # a word from another version
+        return f"stopped by {stopped_by}"
+
+
+def _ended(process: dict[str, Any]) -> str:
+    """How one process ended, for the summary: ``exit 0``, ``killed (SIGKILL)`` …"""
+    code = process["exit_code"]
+    if process["killed"]:
+        name = signal_name(-code) if isinstance(code, int) and code < 0 else None
+        return f"killed ({name})" if name else "killed"
+    if code is None:
+        return "never started" if process.get("pid") is None else "still running"
+    if code < 0:
+        return how_it_ended(code)  # a signal from someone else
+    return f"exit {code}"
+
+
 def format_summary(run: dict[str, Any]) -> str:
     """The closing report of ``pingpong run``."""
-    lines = [
-        f"run {run['id']}: {run['state']} (stopped by {run['stopped_by']}), {run['elapsed']:.1f} s"
-    ]
+    stopped = "still running" if run["stopped_by"] is None else _stopped(run["stopped_by"])
+    lines = [f"run {run['id']}: {run['state']} ({stopped}), {run['elapsed']:.1f} s"]
     if run.get("error"):
         lines.append(f"  error: {run['error']}")
-    processes = ", ".join(
-        f"{p['role']} exit {p['exit_code']}" + (" (killed)" if p["killed"] else "")
-        for p in run["processes"]
-    )
+    processes = ", ".join(f"{p['role']} {_ended(p)}" for p in run["processes"])
     if processes:  # a simulated run has none
         lines.append(f"  processes: {processes}")
     summary = run.get("summary")
     if summary:
         server = summary["server"]
         lines.append(
-            f"  server: {server['requests']} requests, {server['answered']} answered, "
+            f"  server: {counted(server['requests'], 'request')}, {server['answered']} answered, "
             f"{server['ignored']} ignored ({server['ignored_pct']:.1f} %), "
-            f"{server['keepalives']} keepalives, last response {server['last_response']}"
+            f"{counted(server['keepalives'], 'keepalive')}, "
+            f"last response {server['last_response']}"
         )
         for client in summary["clients"]:
             rt = client["round_trip_ms"]
@@ -128,14 +149,17 @@ def format_summary(run: dict[str, Any]) -> str:
             lines.append(
                 f"  {client_role(client['client'])}: {client['sent']} sent, "
                 f"{client['answered']} answered, "
-                f"{client['timed_out']} timed out, {client['keepalives']} keepalives; {rt_text}"
+                f"{client['timed_out']} timed out, {counted(client['keepalives'], 'keepalive')}; "
+                f"{rt_text}"
             )
     check = run.get("check")
     if run.get("check_not_run"):
         lines.append(f"  check: not run ({run['check_not_run']})")
     if check:
-        lines.append(f"  check: {'PASS' if check['ok'] else 'FAIL'}")
+        lines.append(f"  check: {verdict(check)}")
         for rule in check["rules"]:
+            for note in rule.get("notes", []):
+                lines.append(f"    {rule['name']}: {note}")
             for finding in rule["findings"][:5]:
                 lines.append(f"    {rule['name']}: {finding}")
     return "\n".join(lines)

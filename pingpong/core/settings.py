@@ -21,7 +21,9 @@ or nothing; ``port`` 0–65535, where 0 lets the system pick a free port.
 Messages are written for a person, in one place: they never repeat the field's name
 (the CLI puts the option before them, the API puts the field in ``loc``, the page shows
 them beside the field) and never echo the value, so the page can show the very same
-words without asking the server.
+words without asking the server. A rule between two fields adds the other field's value
+(``must be above the server delay maximum (1000 ms)``): the page, which has both values,
+adds it the same way.
 
 A rule between two fields (the timeout above the delay maximum) is reported on the
 field the person changed: the fields of the rule that the caller set, ``given`` (the
@@ -280,20 +282,34 @@ class Below:
     low: str
     high: str
     messages: Mapping[str, str]  # field → what it says when the rule fails
+    unit: str  # of both fields
 
-    def holds(self, values: Mapping[str, object]) -> bool:
+    def _values(self, values: Mapping[str, object]) -> tuple[float, float]:
         low, high = values[self.low], values[self.high]
         top = low.high if isinstance(low, MsRange) else low
         assert isinstance(top, int | float)
         assert isinstance(high, int | float)
+        return top, high
+
+    def holds(self, values: Mapping[str, object]) -> bool:
+        top, high = self._values(values)
         return top < high
 
+    def message(self, name: str, values: Mapping[str, object]) -> str:
+        """What the rule says on field ``name``, with the other field's value:
+        ``must be above the server delay maximum (1000 ms)``."""
+        top, high = self._values(values)
+        other = high if name == self.low else top
+        return f"{self.messages[name]} ({other:g} {self.unit})"
+
     def to_json(self) -> dict[str, Any]:
+        """The page adds the other field's value and the unit, as :meth:`message` does."""
         return {
             "kind": "below",
             "low": self.low,
             "high": self.high,
             "messages": dict(self.messages),
+            "unit": self.unit,
         }
 
 
@@ -337,7 +353,9 @@ class Schema:
             if {rule.low, rule.high} & failed or rule.holds(values):
                 continue
             targets = [n for n in (rule.low, rule.high) if given is not None and n in given]
-            errors += [SettingsError(n, rule.messages[n]) for n in targets or (rule.low, rule.high)]
+            errors += [
+                SettingsError(n, rule.message(n, values)) for n in targets or (rule.low, rule.high)
+            ]
         return errors
 
     def validate(
@@ -448,6 +466,7 @@ TIMEOUT_ABOVE_DELAY = Below(
     "delay_ms", "timeout_ms",
     {"delay_ms": "max must be below the timeout",
      "timeout_ms": "must be above the server delay maximum"},
+    "ms",
 )  # fmt: skip
 
 #: ``pingpong run``, the API's ``POST /api/start`` body and the page's form.

@@ -113,6 +113,11 @@ class StoppedBy(StrEnum):
     SIGTERM = "SIGTERM"
     SIGBREAK = "SIGBREAK"  # Windows: CTRL_BREAK_EVENT
 
+    @property
+    def phrase(self) -> str:
+        """What a person reads: ``stopped by deadline``, ``stopped on request`` (Stop)."""
+        return "stopped on request" if self is StoppedBy.STOP else f"stopped by {self.value}"
+
     @classmethod
     def of_signal(cls, name: str) -> StoppedBy:
         """The member for a signal's name (``SIGTERM``); :class:`ValueError` for another."""

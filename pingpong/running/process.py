@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from ..core.runfolder import RunFolder
 from ..core.states import ProcessState
 from ..net.lifecycle import SUPERVISED_ENV
 
-__all__ = ["ChildProcess", "child_environment", "tail"]
+__all__ = ["ChildProcess", "child_environment", "how_it_ended", "signal_name", "tail"]
 
 
 def child_environment() -> dict[str, str]:
@@ -32,6 +33,23 @@ def child_environment() -> dict[str, str]:
     package_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     return env
+
+
+def signal_name(number: int) -> str | None:
+    """``SIGKILL`` for 9, or ``None`` for a number this platform has no name for."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return None
+
+
+def how_it_ended(exit_code: int) -> str:
+    """``exited with code 3``, or ``was killed by signal 9 (SIGKILL)`` for a negative code
+    (how Python reports a POSIX child that a signal ended)."""
+    if exit_code >= 0:
+        return f"exited with code {exit_code}"
+    name = signal_name(-exit_code)
+    return f"was killed by signal {-exit_code}" + (f" ({name})" if name else "")
 
 
 def tail(path: Path, limit: int = 2000) -> str:
@@ -45,6 +63,15 @@ def tail(path: Path, limit: int = 2000) -> str:
         return ""
 
 
+def _ended_by_kill(exit_code: int) -> bool:
+    """Whether ``exit_code`` is what our kill leaves: SIGKILL on POSIX; on Windows,
+    ``TerminateProcess`` sets exit code 1, and a process that exits on its own after
+    a stop request exits 0."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        return exit_code != 0
+    return exit_code == -signal.SIGKILL
+
+
 @dataclass(eq=False)
 class ChildProcess:
     """One process of a run: ``role`` is ``server`` or ``clientK``."""
@@ -55,7 +82,8 @@ class ChildProcess:
     process: asyncio.subprocess.Process | None = None
     state: ProcessState = ProcessState.STARTING
     exit_code: int | None = None
-    killed: bool = False  # it overstayed its stop and was killed
+    killed: bool = False  # our kill ended it (known once it has exited)
+    kill_sent: bool = False  # a kill was sent; the process may have exited just before
     _files: list[IO[bytes]] = field(default_factory=list)
 
     @property
@@ -108,9 +136,13 @@ class ChildProcess:
         return self.exited()
 
     def kill(self) -> None:
-        """Kill the process at once, if it is still there; it then counts as killed."""
+        """Kill the process at once, if it is still there.
+
+        It counts as killed only if the kill is what ended it: a process that had already
+        exited on its own, but was not yet reaped, keeps its own exit code and is not.
+        """
         if self.process is not None and self.process.returncode is None:
-            self.killed = True
+            self.kill_sent = True
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
 
@@ -120,6 +152,7 @@ class ChildProcess:
         assert self.process.returncode is not None
         if self.state is not ProcessState.EXITED:
             self.exit_code = self.process.returncode
+            self.killed = self.kill_sent and _ended_by_kill(self.exit_code)
             self.state = self.state.move_to(ProcessState.EXITED)
             self._close_files()
         return self.process.returncode

@@ -103,22 +103,26 @@ def format_status(
     tally: Tally,
     width: int = 80,
 ) -> str:
-    """The status line, in words if they fit in ``width`` − 1 characters (a full last
-    column would wrap), else in short words, cut to fit."""
-    when = f"{clock(duration - elapsed)} left" if state is RunState.RUNNING else state
+    """The status line in words, within ``width`` − 1 characters (a full last column would
+    wrap): when it does not fit, the least telling fields go first (keepalives, elapsed
+    time, clients), and the rest is cut only if even the time left alone does not fit."""
+    when = f"{clock(duration - elapsed)} left" if state is RunState.RUNNING else f"{state}…"
     t = tally
-    wide = (
-        f"{clock(elapsed)} elapsed, {when} · {connected}/{clients} clients · "
-        f"{t.requests} requests: {t.answered} answered, {t.ignored} ignored · "
-        f"{t.timeouts} timeouts · {t.keepalives} keepalives"
-    )
-    if len(wide) < width:
-        return wide
-    short = (
-        f"{clock(elapsed)}, {when} · {connected}/{clients} cl · {t.requests} req: "
-        f"{t.answered} ans, {t.ignored} ign · {t.timeouts} t/o · {t.keepalives} ka"
-    )
-    return short[: max(0, width - 1)]
+    fields = [  # (text, the order it goes in when the line is too wide: first goes first)
+        (f"{clock(elapsed)} elapsed", 2),
+        (when, 99),
+        (f"clients {connected}/{clients}", 3),
+        (f"requests {t.requests}", 7),
+        (f"answered {t.answered}", 6),
+        (f"ignored {t.ignored}", 5),
+        (f"timeouts {t.timeouts}", 4),
+        (f"keepalives {t.keepalives}", 1),
+    ]
+    for drop in range(0, 8):
+        line = " · ".join(text for text, order in fields if order > drop)
+        if len(line) < width:
+            return line
+    return line[: max(0, width - 1)]
 
 
 class StatusLine:

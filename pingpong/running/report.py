@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checking.check import check_logs
+from ..checking.check import check_logs, parse_slack
 from ..checking.runlogs import load_run
 from ..checking.stats import summarize_logs
 
@@ -31,7 +31,7 @@ def report(folder: Path, slack_ms: float | None = None) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pingpong.running.report")
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--slack-ms", type=float, default=None)
+    parser.add_argument("--slack-ms", type=parse_slack, default=None)
     args = parser.parse_args(argv)
     json.dump(report(args.run_dir, args.slack_ms), sys.stdout, ensure_ascii=False)
     return 0

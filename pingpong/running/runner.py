@@ -53,11 +53,20 @@ from ..core.runfolder import (
 )
 from ..core.settings import ClientSettings, RunSettings, ServerSettings
 from ..core.states import ProcessState, RunState, StoppedBy
+from ..core.words import counted
 from ..net.lifecycle import FATAL_PREFIX, Stop, StopKind, os_error_text
 from .follow import FileFollower
-from .process import ChildProcess, child_environment, tail
+from .process import ChildProcess, child_environment, how_it_ended, tail
 
-__all__ = ["Run", "RunFailed", "RunFolderError", "new_run_folder", "run_cli", "write_json"]
+__all__ = [
+    "Run",
+    "RunFailed",
+    "RunFolderError",
+    "exit_reason",
+    "new_run_folder",
+    "run_cli",
+    "write_json",
+]
 
 _POLL_S = 0.01
 _STARTUP_TIMEOUT_S = 15.0
@@ -387,17 +396,24 @@ def _iso(instant: datetime | None) -> str | None:
 
 
 def _exit_reason(child: ChildProcess) -> str:
-    """Why a child that left on its own failed the run.
+    return exit_reason(child.role, child.pid, child.exit_code, tail(child.stderr_path))
+
+
+def exit_reason(role: str, pid: int | None, exit_code: int | None, stderr: str) -> str:
+    """Why a child that left on its own failed the run, from its exit code and stderr's tail.
 
     A child that gave up says why in its last line (``pingpong server: cannot listen
-    on …``), which is then the reason; otherwise its exit code and stderr's tail.
+    on …``), which is then the reason; otherwise how it ended (its exit code, or the
+    signal that killed it) and the last lines of its stderr, which may be unrelated
+    (a signal gives the process no time to say anything).
     """
-    stderr = tail(child.stderr_path).strip()
+    stderr = stderr.strip()
     last = stderr.splitlines()[-1] if stderr else ""
-    if child.exit_code == 1 and last.startswith(FATAL_PREFIX):
+    if exit_code == 1 and last.startswith(FATAL_PREFIX):
         return last
-    return f"{child.role} (pid {child.pid}) exited with code {child.exit_code}" + (
-        f": {stderr}" if stderr else ""
+    ended = "ended" if exit_code is None else how_it_ended(exit_code)
+    return f"{role} (pid {pid}) {ended}" + (
+        f"; last lines of its stderr: {stderr}" if stderr else "; its stderr is empty"
     )
 
 
@@ -454,7 +470,8 @@ async def run_cli(
     watcher.add_done_callback(on_stop)
     forcer = asyncio.create_task(stop.force.wait())
     forcer.add_done_callback(on_force)
-    print(f"run {run.id}: {settings.clients} clients for {settings.duration:g} s in {folder}")
+    clients = counted(settings.clients, "client")
+    print(f"run {run.id}: {clients} for {settings.duration:g} s in {folder}")
     progress: asyncio.Task[None] | None = None
     try:
         try:
