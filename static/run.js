@@ -464,6 +464,8 @@
       if (cursor) params.set("cursor", cursor);
       try {
         this.render(await getJSON("table", `${api("exchanges")}?${params}`));
+        // What the rows on screen were asked for (a script or a test can wait on it).
+        $("#table-rows").dataset.filters = this.query().toString();
       } catch (error) {
         if (!aborted(error)) setText($("#table-total"), error.message);
       }

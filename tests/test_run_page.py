@@ -133,6 +133,11 @@ def test_a_past_run_zoom_hover_and_page(browser: Browser, dashboard: Dashboard, 
     page.wait_for_function(f"document.querySelector('#window-label').textContent === {before!r}")
     # The table: next page, previous page, the filter of one client's request 17.
     page.uncheck("#table-window")
+    # The rows of the whole run, not those of a window asked for before.
+    page.wait_for_function(
+        "(t => t.dataset.filters !== undefined && !t.dataset.filters.includes('from='))"
+        "(document.querySelector('#table-rows'))"
+    )
     page.wait_for_selector("#table-rows tr[data-id]")
     first_page = page.locator("#table-rows tr[data-id]").first.get_attribute("data-id")
     page.click("#page-next")
