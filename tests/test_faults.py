@@ -106,7 +106,7 @@ def test_server_gives_up_when_its_log_cannot_be_written(tmp_path: Path) -> None:
             await writer.drain()
             while "not answered" not in err.getvalue():  # noqa: ASYNC110 - a StringIO
                 await asyncio.sleep(0.01)
-            pending = len(server._log_lines)  # what would pile up in memory
+            pending = len(server.session.log_text())  # what would pile up in memory
         finally:
             await server.abort()
         received = len(await reader.read())  # everything it was sent, up to the close

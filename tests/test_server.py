@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pingpong.core import server_session
 from pingpong.core.logformat import Answered, Ignored, Unpaired, parse_server_line
 from pingpong.core.protocol import Keepalive, Pong, parse_response
 from pingpong.net import server as server_module
@@ -47,7 +48,7 @@ async def close(writer: asyncio.StreamWriter) -> None:
 
 def in_flight(s: RunningServer) -> int:
     """Requests the server has read and not yet answered."""
-    return sum(len(conn.timers) for conn in s.server._connections.values())
+    return s.server.session.in_flight
 
 
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[Pong | Keepalive]:
@@ -298,7 +299,7 @@ def test_abrupt_disconnect_with_answers_pending(tmp_path: Path) -> None:
 
 
 def test_in_flight_requests_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "MAX_IN_FLIGHT", 5)
+    monkeypatch.setattr(server_session, "MAX_IN_FLIGHT", 5)
 
     async def scenario() -> None:
         async with serving(tmp_path, delay_ms=(200, 200)) as s:
