@@ -55,6 +55,10 @@ ClientAction = Warn | Connect | Disconnect
 _NEVER = float("inf")
 
 
+#: What the shell puts before each warning on stderr: the throttle counts it too.
+_PREFIX = "client: "
+
+
 class ClientSession:
     """One client's requests, timeouts and connection, from start to a clean stop."""
 
@@ -89,7 +93,7 @@ class ClientSession:
         self._actions: list[ClientAction] = []
         self._now = 0.0  # the latest instant reported: the clock of ``reports``
         #: Reports about the server's bad lines: paid for by the bytes it sends.
-        self.reports = Throttle(self._report, clock=self._clock)
+        self.reports = Throttle(self._report, prefix=_PREFIX, clock=self._clock)
 
     # -- what the shell collects ---------------------------------------------------
 
@@ -139,7 +143,9 @@ class ClientSession:
     def start(self, now: float) -> None:
         """Begin: ask for a connection."""
         self._now = now
-        self.reports = Throttle(self._report, clock=self._clock)  # its first second starts now
+        self.reports = Throttle(
+            self._report, prefix=_PREFIX, clock=self._clock
+        )  # its first second starts now
         self._ask_to_connect()
 
     def connection_made(self, now: float) -> None:
@@ -285,7 +291,7 @@ class ClientSession:
         self._actions.append(Warn(text))
 
     def _report(self, line: str) -> None:
-        self._actions.append(Warn(line[:-1]))  # the throttle's line, less its newline
+        self._actions.append(Warn(line[len(_PREFIX) : -1]))  # the shell adds the prefix back
 
     def _clock(self) -> float:
         return self._now

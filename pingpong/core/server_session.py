@@ -83,6 +83,10 @@ ServerAction = (
 _ROUND_GOES_ON = 0  # the "round number" of a timer that sends a round's next batch
 
 
+#: What the shell puts before each warning on stderr: the throttle counts it too.
+_PREFIX = "server: "
+
+
 @dataclass(eq=False, slots=True)
 class _Connection:
     number: int
@@ -129,7 +133,7 @@ class ServerSession:
         self._finished = False
         self._now = 0.0  # the latest instant reported: the clock of ``reports``
         #: Reports about clients: paid for by the bytes they send (see pingpong.core.throttle).
-        self.reports = Throttle(self._report, clock=self._clock)
+        self.reports = Throttle(self._report, prefix=_PREFIX, clock=self._clock)
 
     # -- what the shell collects ---------------------------------------------------
 
@@ -185,7 +189,9 @@ class ServerSession:
     def start(self, now: float) -> None:
         """The server is listening: the keepalive grid starts now."""
         self._start = self._now = now
-        self.reports = Throttle(self._report, clock=self._clock)  # its first second starts now
+        self.reports = Throttle(
+            self._report, prefix=_PREFIX, clock=self._clock
+        )  # its first second starts now
         self._push(now + self.settings.keepalive_s, None, 1, "")
 
     def connection_made(self, now: float, peer: str) -> int | None:
@@ -408,7 +414,7 @@ class ServerSession:
         self._actions.append(Warn(text))
 
     def _report(self, line: str) -> None:
-        self._actions.append(Warn(line[:-1]))  # the throttle's line, less its newline
+        self._actions.append(Warn(line[len(_PREFIX) : -1]))  # the shell adds the prefix back
 
     def _clock(self) -> float:
         return self._now

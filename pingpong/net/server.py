@@ -176,6 +176,9 @@ class Server:
         self._stopping = True
         self._server.close()
         self.session.stop(time.time())
+        for conn in self._connections.values():  # what clients send now stays in their sockets
+            conn.paused_by_session = True
+            conn.update_reading()
         self._flush()
         if not self.session.finished:
             waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._finished.wait())]
