@@ -314,6 +314,33 @@ def test_in_flight_requests_are_capped(tmp_path: Path, monkeypatch: pytest.Monke
     run(scenario())
 
 
+def test_a_client_not_reading_its_answers_is_not_read_either(tmp_path: Path) -> None:
+    """Its answers pile up in the server only to the socket's high-water mark: then the
+    server stops reading it (TCP pushes back on the client) until they are taken."""
+    chunk = b"".join(b"[%d] PING\n" % n for n in range(10_000))
+
+    async def scenario() -> None:
+        async with serving(tmp_path) as s:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up soon
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", s.port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            (conn,) = s.server._connections.values()
+            assert conn.transport is not None
+            deadline = time.monotonic() + 30
+            while not conn.paused_writing:
+                assert time.monotonic() < deadline, "the server's buffer never filled"
+                writer.write(chunk)
+                await asyncio.sleep(0)
+            assert not conn.transport.is_reading()
+            await reader.readexactly(1 << 20)  # the client reads: the server reads again
+            await wait_until_async(conn.transport.is_reading, "the server to read again")
+            writer.transport.abort()
+
+    run(scenario())
+
+
 def test_two_hundred_simultaneous_connections(tmp_path: Path) -> None:
     async def one(port: int) -> Pong | Keepalive:
         reader, writer = await connect(port)
