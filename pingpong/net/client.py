@@ -197,11 +197,11 @@ class Client:
 
     def _tick(self) -> None:
         self._timer = None
-        due = self._timer_due
         self._timer_due = None
-        # The loop may fire a timer up to its clock's resolution early: it is due.
-        now = time.time()
-        self.session.tick(now if due is None or now >= due else due)
+        # Never an instant ahead of the clock, or a log could go back in time: a timer
+        # the loop fires early (within its clock's resolution) ticks to no effect and
+        # is set again.
+        self.session.tick(time.time())
         self._flush()
 
     def _flush(self) -> None:
