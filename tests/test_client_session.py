@@ -228,3 +228,19 @@ def test_the_session_keeps_the_schedule_the_asyncio_client_keeps(tmp_path: Path)
     # so each request is where the schedule puts it, give or take the loop's lateness.
     for when, due in zip(sent, dues, strict=True):
         assert abs((when - sent[0]).total_seconds() - (due - T0)) < 0.15
+
+
+def test_reports_about_bad_lines_cost_no_more_than_the_server_sent() -> None:
+    """The throttle runs on the session's instants, so a simulated run is bounded too."""
+    client = connected(interval_ms=(10_000, 10_000))
+    client.actions()
+    client.receive(b"garbage\n" * 10_000, T0 + 0.5)
+    said = [a.text for a in client.actions() if isinstance(a, Warn)]
+    assert said[0] == "not a response: 'garbage'; skipped"
+    assert sum(len(f"client: {text}\n") for text in said) <= 4096  # the allowance
+    client.force_stop(T0 + 0.6)
+    said = [a.text for a in client.actions() if isinstance(a, Warn)]
+    assert said[-2].endswith(
+        "more like this not shown; the last: not a response: 'garbage'; skipped"
+    )
+    assert said[-1] == "stopped after 1 requests"

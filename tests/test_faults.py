@@ -49,6 +49,7 @@ class FullDisk(LogWriter):
         super().__init__(path)
         self.room = room
         self.refused = 0
+        self.accepted = 0  # lines written
 
     def write_line(self, line: str) -> None:
         if self.room == 0:
@@ -56,6 +57,7 @@ class FullDisk(LogWriter):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self.room -= 1
         super().write_line(line)
+        self.accepted += line.count("\n")
 
 
 @pytest.fixture
@@ -106,7 +108,7 @@ def test_server_gives_up_when_its_log_cannot_be_written(tmp_path: Path) -> None:
             await writer.drain()
             while "not answered" not in err.getvalue():  # noqa: ASYNC110 - a StringIO
                 await asyncio.sleep(0.01)
-            pending = len(server._log_lines)  # what would pile up in memory
+            pending = len(server.session.log_text())  # what would pile up in memory
         finally:
             await server.abort()
         received = len(await reader.read())  # everything it was sent, up to the close
@@ -185,7 +187,7 @@ def silent() -> Handler:
 def test_client_gives_up_when_its_log_cannot_be_written(tmp_path: Path, outcome: str) -> None:
     """Not a lost connection: no reconnect, no wait for the stop, the reason kept."""
 
-    async def scenario() -> tuple[Client, str, float]:
+    async def scenario() -> tuple[Client, str, float, FullDisk]:
         fake = await start_fake(answer_all(0.01) if outcome == "answered" else silent())
         settings = ClientSettings(
             port=port_of(fake), log_file=str(tmp_path / "client1.log"),
@@ -200,14 +202,16 @@ def test_client_gives_up_when_its_log_cannot_be_written(tmp_path: Path, outcome:
         await client.run(stop)
         seconds = time.monotonic() - started
         await stop_fake(fake)
-        return client, err.getvalue(), seconds
+        return client, err.getvalue(), seconds, log
 
-    client, err, seconds = run(scenario())
+    client, err, seconds, log = run(scenario())
     assert client.failure == f"cannot write log {tmp_path / 'client1.log'}: {NO_SPACE}"
     assert seconds < 5  # gave up at once, not at the end of its duration
     assert err.count("connected to") == 1  # never took the log for the connection
     assert "reconnecting" not in err
-    assert len((tmp_path / "client1.log").read_text(encoding="utf-8").splitlines()) == 5
+    # One write a loop iteration, however many lines: five went in, the sixth failed, no more.
+    assert log.refused == 1
+    assert len((tmp_path / "client1.log").read_text(encoding="utf-8").splitlines()) == log.accepted
 
 
 def test_client_process_on_a_full_disk_exits_1_with_one_line(

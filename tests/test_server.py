@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pingpong.core import server_session
 from pingpong.core.logformat import Answered, Ignored, Unpaired, parse_server_line
 from pingpong.core.protocol import Keepalive, Pong, parse_response
 from pingpong.net import server as server_module
@@ -47,7 +48,7 @@ async def close(writer: asyncio.StreamWriter) -> None:
 
 def in_flight(s: RunningServer) -> int:
     """Requests the server has read and not yet answered."""
-    return sum(len(conn.timers) for conn in s.server._connections.values())
+    return s.server.session.in_flight
 
 
 async def read_responses(reader: asyncio.StreamReader, count: int) -> list[Pong | Keepalive]:
@@ -298,7 +299,7 @@ def test_abrupt_disconnect_with_answers_pending(tmp_path: Path) -> None:
 
 
 def test_in_flight_requests_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(server_module, "MAX_IN_FLIGHT", 5)
+    monkeypatch.setattr(server_session, "MAX_IN_FLIGHT", 5)
 
     async def scenario() -> None:
         async with serving(tmp_path, delay_ms=(200, 200)) as s:
@@ -309,6 +310,33 @@ def test_in_flight_requests_are_capped(tmp_path: Path, monkeypatch: pytest.Monke
             # Three waves of five: the server did not take more than five at a time.
             assert time.monotonic() - started >= 0.55
             await close(writer)
+
+    run(scenario())
+
+
+def test_a_client_not_reading_its_answers_is_not_read_either(tmp_path: Path) -> None:
+    """Its answers pile up in the server only to the socket's high-water mark: then the
+    server stops reading it (TCP pushes back on the client) until they are taken."""
+    chunk = b"".join(b"[%d] PING\n" % n for n in range(10_000))
+
+    async def scenario() -> None:
+        async with serving(tmp_path) as s:
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills up soon
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", s.port))
+            reader, writer = await asyncio.open_connection(sock=sock)
+            (conn,) = s.server._connections.values()
+            assert conn.transport is not None
+            deadline = time.monotonic() + 30
+            while not conn.paused_writing:
+                assert time.monotonic() < deadline, "the server's buffer never filled"
+                writer.write(chunk)
+                await asyncio.sleep(0)
+            assert not conn.transport.is_reading()
+            await reader.readexactly(1 << 20)  # the client reads: the server reads again
+            await wait_until_async(conn.transport.is_reading, "the server to read again")
+            writer.transport.abort()
 
     run(scenario())
 

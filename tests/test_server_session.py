@@ -289,3 +289,36 @@ def test_the_session_decides_as_the_asyncio_server_does(tmp_path: Path) -> None:
     server.tick(T0 + 1)
     expected = without_times(server.log_text().splitlines())
     assert without_times(run(real())) == expected
+
+
+def test_reports_about_clients_cost_no_more_than_they_sent() -> None:
+    """The throttle runs on the session's instants, so a simulated run is bounded too."""
+    server = session()
+    connect(server)
+    flood = b"\n" * 100_000
+    server.receive(1, flood, T0 + 0.5)
+    said = warnings(server)
+    assert said[0] == "client 1: empty line; not answered"
+    assert sum(len(f"server: {text}\n") for text in said) <= 4096  # the allowance, not 100 000
+    # A second on, bytes that pay for it: the held-back ones are summed up in one line.
+    server.receive(1, b"[0] PING\n" * 30, T0 + 1.6)
+    (summary,) = warnings(server)
+    assert summary.endswith(
+        "more like this not shown; the last: client 1: empty line; not answered"
+    )
+    assert int(summary.split()[0]) == 100_000 - len(said)
+    server.receive(1, b"\n" * 10, T0 + 1.7)  # held back again: the budget went on the summary
+    server.stop(T0 + 2)
+    said = warnings(server)
+    # What is still held back is said at the stop, before the last word.
+    held = next(n for n, text in enumerate(said) if "more like this not shown" in text)
+    assert held < next(n for n, text in enumerate(said) if text.startswith("stopped after"))
+
+
+def test_failed_accepts_are_reported_within_the_budget() -> None:
+    server = session()
+    for _ in range(1000):
+        server.accept_failed(T0, "[Errno 24] Too many open files")
+    said = warnings(server)
+    assert said[0] == "cannot accept a connection: [Errno 24] Too many open files"
+    assert sum(len(f"server: {text}\n") for text in said) <= 4096

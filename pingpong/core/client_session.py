@@ -42,6 +42,7 @@ from .protocol import (
 )
 from .session import Calendar, Connect, Disconnect, Warn
 from .settings import ClientSettings
+from .throttle import Throttle
 
 __all__ = ["BACKOFF_FIRST", "BACKOFF_MAX", "ClientAction", "ClientSession"]
 
@@ -52,6 +53,10 @@ BACKOFF_MAX = 1.0
 ClientAction = Warn | Connect | Disconnect
 
 _NEVER = float("inf")
+
+
+#: What the shell puts before each warning on stderr: the throttle counts it too.
+_PREFIX = "client: "
 
 
 class ClientSession:
@@ -86,6 +91,9 @@ class ClientSession:
         self._out: list[bytes] = []
         self._log: list[str] = []
         self._actions: list[ClientAction] = []
+        self._now = 0.0  # the latest instant reported: the clock of ``reports``
+        #: Reports about the server's bad lines: paid for by the bytes it sends.
+        self.reports = Throttle(self._report, prefix=_PREFIX, clock=self._clock)
 
     # -- what the shell collects ---------------------------------------------------
 
@@ -134,6 +142,10 @@ class ClientSession:
 
     def start(self, now: float) -> None:
         """Begin: ask for a connection."""
+        self._now = now
+        self.reports = Throttle(
+            self._report, prefix=_PREFIX, clock=self._clock
+        )  # its first second starts now
         self._ask_to_connect()
 
     def connection_made(self, now: float) -> None:
@@ -164,6 +176,8 @@ class ClientSession:
         """Bytes arrived from the server."""
         if not self.connected:
             return
+        self._now = now
+        self.reports.received(len(data))
         received = self.calendar.stamp(now)
         too_long: LineTooLong | None = None
         try:
@@ -174,7 +188,7 @@ class ClientSession:
             try:
                 response = parse_response(line)
             except ProtocolError as exc:
-                self._warn(f"{exc}; skipped")
+                self.reports.report(f"{exc}; skipped")
                 continue
             sent = None
             if isinstance(response, Pong):
@@ -270,7 +284,14 @@ class ClientSession:
             if self.connected:
                 self.connected = False
                 self._actions.append(Disconnect())
+            self.reports.close()
             self._warn(f"stopped after {self.sent} requests")
 
     def _warn(self, text: str) -> None:
         self._actions.append(Warn(text))
+
+    def _report(self, line: str) -> None:
+        self._actions.append(Warn(line[len(_PREFIX) : -1]))  # the shell adds the prefix back
+
+    def _clock(self) -> float:
+        return self._now

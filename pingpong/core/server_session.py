@@ -59,6 +59,7 @@ from .protocol import (
 )
 from .session import Calendar, CloseConnection, PauseReading, ResumeReading, Warn
 from .settings import ServerSettings
+from .throttle import Throttle
 
 __all__ = [
     "KEEPALIVE_BATCH",
@@ -80,6 +81,10 @@ ServerAction = (
 )
 
 _ROUND_GOES_ON = 0  # the "round number" of a timer that sends a round's next batch
+
+
+#: What the shell puts before each warning on stderr: the throttle counts it too.
+_PREFIX = "server: "
 
 
 @dataclass(eq=False, slots=True)
@@ -126,6 +131,9 @@ class ServerSession:
         self._unsent: list[_Connection] = []
         self._actions: list[ServerAction] = []
         self._finished = False
+        self._now = 0.0  # the latest instant reported: the clock of ``reports``
+        #: Reports about clients: paid for by the bytes they send (see pingpong.core.throttle).
+        self.reports = Throttle(self._report, prefix=_PREFIX, clock=self._clock)
 
     # -- what the shell collects ---------------------------------------------------
 
@@ -180,7 +188,10 @@ class ServerSession:
 
     def start(self, now: float) -> None:
         """The server is listening: the keepalive grid starts now."""
-        self._start = now
+        self._start = self._now = now
+        self.reports = Throttle(
+            self._report, prefix=_PREFIX, clock=self._clock
+        )  # its first second starts now
         self._push(now + self.settings.keepalive_s, None, 1, "")
 
     def connection_made(self, now: float, peer: str) -> int | None:
@@ -197,6 +208,8 @@ class ServerSession:
         conn = self._connections.get(connection)
         if conn is None or conn.closing is not None or self.stopping:
             return  # no longer reading it
+        self._now = now
+        self.reports.received(len(data))
         received = self.calendar.stamp(now)
         too_long: LineTooLong | None = None
         try:
@@ -213,7 +226,7 @@ class ServerSession:
                     break
                 self._take_up(conn, line, now, received)
         if too_long is not None:
-            self._warn(f"client {conn.number}: {too_long}; closing the connection")
+            self.reports.report(f"client {conn.number}: {too_long}; closing the connection")
             self._close_when_idle(conn, "line too long")
 
     def eof(self, connection: int, now: float) -> None:
@@ -221,16 +234,23 @@ class ServerSession:
         conn = self._connections.get(connection)
         if conn is None or conn.closing is not None or self.stopping:
             return
+        self._now = now
         if conn.splitter.pending:
-            self._warn(f"client {conn.number}: unfinished line at close dropped")
+            self.reports.report(f"client {conn.number}: unfinished line at close dropped")
         self._close(conn, "disconnected")
 
     def connection_lost(self, connection: int, now: float, error: str) -> None:
         """The connection failed (reset, broken pipe): nothing more can go out on it."""
         conn = self._connections.get(connection)
         if conn is not None:
+            self._now = now
             conn.out.clear()
             self._close(conn, f"connection error: {error}")
+
+    def accept_failed(self, now: float, error: str) -> None:
+        """A connection could not be accepted (out of descriptors …): a throttled report."""
+        self._now = now
+        self.reports.report(f"cannot accept a connection: {error}")
 
     def write_buffer(self, connection: int, size: int) -> None:
         """How many bytes sent on a connection its client has not yet taken."""
@@ -244,6 +264,7 @@ class ServerSession:
         What falls due during the call (the next batch of a round) waits for the next
         one, so a shell that ticks once per loop iteration lets other work in between.
         """
+        self._now = now
         timers = self._timers
         last = self._sequence
         while timers and timers[0][0] <= now and timers[0][1] <= last:
@@ -265,6 +286,7 @@ class ServerSession:
         """Stop accepting and reading; close each connection once its answers are out."""
         if self.stopping:
             return
+        self._now = now
         self.stopping = True
         self._timers = [t for t in self._timers if t[2] is not None]
         heapq.heapify(self._timers)
@@ -281,6 +303,7 @@ class ServerSession:
     def force_stop(self, now: float) -> None:
         """Close every connection now, pending answers dropped."""
         self.stop(now)
+        self._now = now
         for conn in list(self._connections.values()):
             self._close(conn, "stopped by force")
 
@@ -290,7 +313,7 @@ class ServerSession:
         try:
             request = parse_request(line)
         except ProtocolError as exc:
-            self._warn(f"client {conn.number}: {exc}; not answered")
+            self.reports.report(f"client {conn.number}: {exc}; not answered")
             return
         if self.rng.random() < self.settings.ignore:
             self._log.append(ignored_line(received, request))
@@ -370,24 +393,31 @@ class ServerSession:
             return
         conn.open = False
         if conn.in_flight:
-            self._warn(f"client {conn.number}: {conn.in_flight} pending answers dropped")
+            self.reports.report(f"client {conn.number}: {conn.in_flight} pending answers dropped")
             conn.in_flight = 0
         conn.held.clear()
         self._actions.append(CloseConnection(conn.number))
         self._actions.append(ClientDisconnected(conn.number))
         if reason != "disconnected":
-            self._warn(f"client {conn.number}: closed ({reason})")
+            self.reports.report(f"client {conn.number}: closed ({reason})")
         self._finish_if_done()
 
     def _finish_if_done(self) -> None:
         if self.stopping and not self._connections and not self._finished:
             self._finished = True
+            self.reports.close()
             self._warn(f"stopped after {self.responses} responses to {self.clients} clients")
             self._warn(f"answer lateness {self.answer_lateness.describe()}")
             self._warn(f"keepalive lateness {self.keepalive_lateness.describe()}")
 
     def _warn(self, text: str) -> None:
         self._actions.append(Warn(text))
+
+    def _report(self, line: str) -> None:
+        self._actions.append(Warn(line[len(_PREFIX) : -1]))  # the shell adds the prefix back
+
+    def _clock(self) -> float:
+        return self._now
 
     def _push(self, due: float, conn: _Connection | None, request: int, received: str) -> None:
         self._sequence += 1

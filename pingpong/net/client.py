@@ -1,23 +1,19 @@
-"""The TCP client: sends requests at random intervals, pairs answers, times out the rest.
+"""The TCP client: the asyncio shell of :class:`~pingpong.core.client_session.ClientSession`.
 
-A thin shell over :mod:`pingpong.core.protocol` and :mod:`pingpong.core.logformat`:
+The session decides everything (the request schedule, pairing, timeouts, reconnects
+with backoff, bad input, graceful stop); this shell moves bytes and time between it
+and the socket:
 
-* The sender works on its own schedule (start-to-start intervals drawn uniformly,
-  measured from when each request was *due*, so lateness never accumulates) and
-  never waits for answers: several requests may be in flight.
-* One reader matches each PONG to its pending request by request number. A PONG
-  for a request that already timed out, or that answers nothing pending, and every
-  keepalive are logged with empty request fields (SPEC §4).
-* Each request has its own timeout timer; when it fires the request ends as
-  ``(таймаут)``. Exactly one outcome line per request, whatever happens.
-* If the connection cannot be made or drops, the client retries with a growing
-  backoff until the run ends; requests pending on the lost connection end as
-  timeouts at their deadlines (their answers can no longer come).
-* Graceful stop: stop sending, wait for every request in flight to be answered or
-  timed out, log it, then disconnect.
+* The socket is an :class:`asyncio.Protocol` that hands what it reads to the session
+  with the current time (``time.time()``), so the logged arrival time is the real one.
+* What one loop iteration produces goes out at its end (:meth:`Client._flush`): one
+  ``write`` of whole lines to the log, then one ``send``, then the session's actions
+  (connect, disconnect, lines for stderr).
+* The session has one deadline (the next request, timeout or reconnect); the shell
+  keeps one ``loop.call_at`` on it, which ticks the session and flushes.
 * A log that cannot be written (a full disk …) is fatal, not a lost connection: the
   client stops at once and exits with status 1 after one line on stderr.
-* What the server's bad lines make it report goes through a
+* What the server's bad lines make it report goes through the session's
   :class:`~pingpong.core.throttle.Throttle`: never more on stderr than the server sent.
 """
 
@@ -27,41 +23,51 @@ import asyncio
 import contextlib
 import random
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+import time
 from typing import TextIO
 
-from ..core.logformat import Answered, ClientRecord, TimedOut, Unpaired
-from ..core.protocol import (
-    LineSplitter,
-    LineTooLong,
-    Ping,
-    Pong,
-    ProtocolError,
-    Response,
-    encode,
-    parse_response,
-)
+from ..core.client_session import ClientSession
+from ..core.session import Connect, Disconnect, Warn
 from ..core.settings import ClientSettings
-from ..core.throttle import Throttle
 from .lifecycle import Stop, fatal, os_error_text
 from .logfile import LogWriter
 
 __all__ = ["Client", "run_client"]
 
-_READ_SIZE = 1 << 16
-_BACKOFF_FIRST = 0.05
-_BACKOFF_MAX = 1.0
 
+class _Connection(asyncio.Protocol):
+    """The socket to the server: what it reads goes to the session, at once."""
 
-@dataclass(slots=True)
-class _Pending:
-    sent: datetime
-    timer: asyncio.TimerHandle
+    __slots__ = ("attached", "client", "transport")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.attached = False  # the session's connection (not yet, or no longer)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.client._made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.attached:
+            self.client._received(data)
+
+    def eof_received(self) -> bool:
+        if self.attached:
+            self.client._gone(self, None)
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.attached:
+            self.client._gone(self, exc)
 
 
 class Client:
     """One client: ``await run(stop)`` connects, sends, and returns once stopped cleanly."""
+
+    _loop: asyncio.AbstractEventLoop  # the loop it runs in
 
     def __init__(
         self,
@@ -75,20 +81,20 @@ class Client:
         self.log = log
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.err = err if err is not None else sys.stderr
-        self._reports = Throttle(self._write_err, prefix="client: ")
-        self.sent = 0  # requests sent so far; the next request's number
-        self._pending: dict[int, _Pending] = {}
-        self._idle = asyncio.Event()  # set: nothing in flight
-        self._idle.set()
-        self._writer: asyncio.StreamWriter | None = None
-        self._connected = asyncio.Event()
-        self._stopping = False  # once set, a lost connection is not made again
-        # Why the client gave up (its log cannot be written); ``_failed`` is then set.
+        self.session = ClientSession(settings, self.rng)
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._flush_scheduled = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None  # the session deadline the timer is set for
+        self._done = asyncio.Event()  # the session finished, or the log failed
+        # Why the client gave up (its log cannot be written); ``_done`` is then set.
         self.failure: str | None = None
-        self._failed = asyncio.Event()
 
-    def _warn(self, message: str) -> None:
-        self._write_err(f"client: {message}\n")
+    @property
+    def sent(self) -> int:
+        """Requests sent so far; the next request's number."""
+        return self.session.sent
 
     def _write_err(self, line: str) -> None:
         # stderr may be on the disk that is full: a warning lost must not stop the client
@@ -97,160 +103,145 @@ class Client:
             self.err.flush()
 
     async def run(self, stop: Stop) -> None:
-        connection = asyncio.create_task(self._keep_connected())
-        sender = asyncio.create_task(self._send_requests())
+        self._loop = asyncio.get_running_loop()
+        session = self.session
         try:
-            if not await self._until_stop_or_failure(stop.requested):
+            session.start(time.time())
+            self._flush()
+            if not await self._first(stop.requested):
                 return
-            self._warn(f"stopping ({stop.reason}): {len(self._pending)} requests in flight")
-            self._stopping = True
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
-            # Each pending request ends by its answer or by its own timer.
-            done = asyncio.ensure_future(self._idle.wait())
-            forced = asyncio.ensure_future(stop.force.wait())
-            await asyncio.wait([done, forced], return_when=asyncio.FIRST_COMPLETED)
-            done.cancel()
-            forced.cancel()
-            self._time_out_all()  # only does anything when forced
+            session.stop(time.time(), str(stop.reason))
+            self._flush()
+            # Each pending request ends by its answer or by its own deadline.
+            if not await self._first(stop.force):
+                return
+            session.force_stop(time.time())
+            self._flush()
         finally:
-            sender.cancel()
-            connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await connection
-            self._reports.close()
-            if self.failure is None:
-                self._warn(f"stopped after {self.sent} requests")
-            else:  # the outcomes of the requests in flight can no longer be logged
-                for pending in self._pending.values():
-                    pending.timer.cancel()
-                self._pending.clear()
-                self._idle.set()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._connecting is not None:
+                self._connecting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._connecting
+            self._disconnect()
+            if self.failure is not None:  # what is still held back is said all the same
+                session.reports.close()
+                for action in session.actions():
+                    if isinstance(action, Warn):
+                        self._write_err(f"client: {action.text}\n")
 
-    async def _until_stop_or_failure(self, requested: asyncio.Event) -> bool:
-        """Wait for the stop request (``True``) or for the log to fail (``False``)."""
-        waiters = [
-            asyncio.ensure_future(requested.wait()),
-            asyncio.ensure_future(self._failed.wait()),
-        ]
+    async def _first(self, event: asyncio.Event) -> bool:
+        """Wait for ``event`` (``True``) or for the session to be done (``False``)."""
+        if self._done.is_set():
+            return False
+        waiters = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(self._done.wait())]
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
-        return self.failure is None
+        return not self._done.is_set()
 
-    def _log(self, record: ClientRecord) -> None:
-        if self.failure is not None:
-            return
+    # -- the connection --------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        settings = self.settings
         try:
-            self.log.write(record)
+            await self._loop.create_connection(
+                lambda: _Connection(self), settings.host, settings.port
+            )
         except OSError as exc:
-            self.failure = f"cannot write log {self.log.path}: {os_error_text(exc)}"
-            self._failed.set()
+            self.session.connection_failed(time.time(), str(exc))
+            self._flush()
+        finally:
+            self._connecting = None
 
-    # -- sending ---------------------------------------------------------------------
-
-    async def _send_requests(self) -> None:
-        loop = asyncio.get_running_loop()
-        low, high = self.settings.interval_ms.low, self.settings.interval_ms.high
-        await self._connected.wait()
-        due = loop.time()
-        while True:
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            writer = self._writer
-            if writer is None or writer.is_closing():
-                await self._connected.wait()
-                due = loop.time()  # the schedule restarts with the new connection
-                continue
-            self._send(writer, Ping(self.sent))
-            due += self.rng.uniform(low, high) / 1000
-
-    def _send(self, writer: asyncio.StreamWriter, request: Ping) -> None:
-        loop = asyncio.get_running_loop()
-        sent = datetime.now()
-        writer.write(encode(request))
-        timer = loop.call_later(self.settings.timeout_ms / 1000, self._time_out, request.request)
-        self._pending[request.request] = _Pending(sent, timer)
-        self._idle.clear()
-        self.sent += 1
-
-    def _time_out(self, number: int) -> None:
-        pending = self._pending.pop(number)
-        if not self._pending:
-            self._idle.set()
-        self._log(TimedOut(pending.sent, Ping(number), datetime.now()))
-
-    def _time_out_all(self) -> None:
-        for number in sorted(self._pending):
-            self._pending[number].timer.cancel()
-            self._time_out(number)
-
-    # -- receiving -------------------------------------------------------------------
-
-    async def _keep_connected(self) -> None:
-        backoff = _BACKOFF_FIRST
-        where = f"{self.settings.host}:{self.settings.port}"
-        while not self._stopping:
-            try:
-                reader, writer = await asyncio.open_connection(
-                    self.settings.host, self.settings.port, limit=_READ_SIZE
-                )
-            except OSError as exc:
-                self._warn(f"cannot connect to {where} ({exc}); retrying in {backoff:.2f} s")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX)
-                continue
-            backoff = _BACKOFF_FIRST
-            self._warn(f"connected to {where}")
-            self._writer = writer
-            self._connected.set()
-            try:
-                reason = await self._read(reader)
-            except OSError as exc:
-                reason = f"connection error: {exc}"
-            finally:
-                self._connected.clear()
-                self._writer = None
-                writer.close()
-            self._warn(f"connection lost ({reason})" + ("" if self._stopping else "; reconnecting"))
-
-    async def _read(self, reader: asyncio.StreamReader) -> str:
-        splitter = LineSplitter()
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                return "closed by the server"
-            received = datetime.now()
-            self._reports.received(len(data))
-            too_long: LineTooLong | None = None
-            try:
-                lines = splitter.feed(data)
-            except LineTooLong as exc:
-                lines, too_long = exc.lines, exc
-            for line in lines:
-                try:
-                    response = parse_response(line)
-                except ProtocolError as exc:
-                    self._reports.report(f"{exc}; skipped")
-                    continue
-                self._on_response(response, received)
-            if too_long is not None:
-                return str(too_long)
-
-    def _on_response(self, response: Response, received: datetime) -> None:
-        pending = None
-        if isinstance(response, Pong):
-            pending = self._pending.pop(response.request, None)
-        if pending is None:
-            self._log(Unpaired(received, response))
+    def _made(self, connection: _Connection) -> None:
+        if self._done.is_set():
+            assert connection.transport is not None
+            connection.transport.close()
             return
-        pending.timer.cancel()
-        assert isinstance(response, Pong)
-        if not self._pending:
-            self._idle.set()
-        self._log(Answered(pending.sent, Ping(response.request), received, response))
+        connection.attached = True
+        self._connection = connection
+        self.session.connection_made(time.time())
+        self._schedule_flush()
+
+    def _received(self, data: bytes) -> None:
+        self.session.receive(data, time.time())
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _gone(self, connection: _Connection, exc: Exception | None) -> None:
+        now = time.time()
+        self._disconnect()
+        if exc is None:
+            self.session.eof(now)
+        else:
+            self.session.connection_lost(now, str(exc))
+        self._schedule_flush()
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.attached = False
+            if connection.transport is not None:
+                connection.transport.close()
+
+    # -- what the session asks for -----------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        # Never an instant ahead of the clock, or a log could go back in time: a timer
+        # the loop fires early (within its clock's resolution) ticks to no effect and
+        # is set again.
+        self.session.tick(time.time())
+        self._flush()
+
+    def _flush(self) -> None:
+        """Log what happened, send what is due, act; set the timer on the next deadline.
+
+        The log comes first, so no request leaves that the log might not account for.
+        """
+        self._flush_scheduled = False
+        session = self.session
+        text = session.log_text()
+        if text and self.failure is None:
+            try:
+                self.log.write_line(text)
+            except OSError as exc:
+                self.failure = f"cannot write log {self.log.path}: {os_error_text(exc)}"
+                self._done.set()
+        data = session.data_to_send()
+        if self.failure is not None:
+            return  # the outcomes can no longer be logged: run() ends at once
+        connection = self._connection
+        if data and connection is not None and connection.transport is not None:
+            connection.transport.write(data)
+        for action in session.actions():
+            if isinstance(action, Warn):
+                self._write_err(f"client: {action.text}\n")
+            elif isinstance(action, Connect):
+                self._connecting = self._loop.create_task(self._connect())
+            elif isinstance(action, Disconnect):
+                self._disconnect()
+        if session.finished:
+            self._done.set()
+        due = session.next_deadline()
+        if due != self._timer_due:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_due = due
+            if due is not None:
+                loop = self._loop
+                self._timer = loop.call_at(loop.time() + (due - time.time()), self._tick)
 
 
 async def run_client(settings: ClientSettings) -> int:

@@ -1,37 +1,29 @@
-"""The TCP server: answers requests after a random delay, ignores some, sends keepalives.
+"""The TCP server: the asyncio shell of :class:`~pingpong.core.server_session.ServerSession`.
 
-A thin shell over :mod:`pingpong.core.protocol` and :mod:`pingpong.core.logformat`; what it
-adds is timing and concurrency:
+The session decides everything (answers, delays, ignores, numbering, keepalive
+rounds, bad input, the in-flight cap, graceful stop); this shell moves bytes and
+time between it and the sockets:
 
-* Each request gets its own timer (``loop.call_at``) the moment it is read, so a
-  request never waits behind another's delay and the logged receive time is the
-  real arrival time. A timer is the lightest "task per request" asyncio has; with
-  a zero delay range there is nothing to wait for and the answer goes at once.
-* What one loop iteration sends goes out at its end (``_flush``): one ``write`` of
-  whole lines to the log, then one ``send`` per connection, however many messages —
-  a socket write and a log write per message had cost two thirds of the throughput.
-* The response number is taken when a message is sent, from one counter shared by
-  every connection, so numbers rise in send order and each is used once — each
-  keepalive copy takes its own.
-* Keepalive rounds run at a fixed rate from the start (round k at start + k·period);
-  a round missed because the loop stalled is skipped, never sent in a burst. A round
-  to many clients goes out in batches, so answers falling due meanwhile are not held up.
-* Memory per connection is bounded: at most :data:`MAX_IN_FLIGHT` requests wait for
-  their timers; past that the server stops reading that socket (TCP pushes back on
-  the client) until answers go out. It also stops reading while a client is not
-  reading its answers (``drain``), and drops a client whose unread answers pass
-  :data:`MAX_WRITE_BUFFER`.
-* Bad input (SPEC §6): a malformed line is reported on stderr and skipped; a line
-  over 1 KiB ends that connection; a client leaving with answers pending costs
-  nothing but a line on stderr. What clients make the server report, and failed
-  accepts, go through a :class:`~pingpong.core.throttle.Throttle`: never more bytes on
-  stderr than clients sent, whatever they send.
+* Each socket is an :class:`asyncio.Protocol` that hands what it reads to the
+  session with the current time (``time.time()``) — the logged receive time is the
+  real arrival time.
+* What one loop iteration produces goes out at its end (:meth:`Server._flush`):
+  one ``write`` of whole lines to the log, then one ``send`` per connection however
+  many messages, then the session's actions — a socket write and a log write per
+  message had cost two thirds of the throughput.
+* The session has one deadline (the earliest answer or keepalive round due); the
+  shell keeps one ``loop.call_at`` on it, which ticks the session and flushes.
+* A client not reading its answers: when its socket's buffer fills
+  (``pause_writing``) the shell stops reading it and tells the session how much is
+  buffered, which drops it past :data:`MAX_WRITE_BUFFER`.
+* Reports about clients, and failed accepts, go through the session's
+  :class:`~pingpong.core.throttle.Throttle`: never more bytes on stderr than clients
+  sent, whatever they send.
 * Memory stays flat under connection churn: the garbage collector is tuned for few
   pauses (:func:`_tune_gc`), so the reference cycles a closed connection leaves
   (asyncio's transport and its bound methods, an exception and its traceback) would
   reach the oldest generation and stay; every :data:`COLLECT_EVERY` closed
   connections, a full collection clears them.
-* Graceful stop: stop accepting, stop reading, let pending answers go out, close.
 * A port it cannot listen on, or a log it cannot write (a full disk …), ends the
   server: exit status 1 and one line on stderr. A log write that fails drops that
   iteration's messages (nothing reaches a client unlogged) and keeps nothing more.
@@ -44,25 +36,13 @@ import errno
 import gc
 import random
 import sys
-from dataclasses import dataclass, field
-from datetime import datetime
+import time
 from typing import Any, TextIO
 
 from ..core.diagnostics import ClientConnected, ClientDisconnected, Listening, format_diagnostic
-from ..core.lateness import Lateness
-from ..core.logformat import Answered, Ignored, ServerRecord, Unpaired, format_record
-from ..core.protocol import (
-    Keepalive,
-    LineSplitter,
-    LineTooLong,
-    Ping,
-    Pong,
-    ProtocolError,
-    encode,
-    parse_request,
-)
+from ..core.server_session import KEEPALIVE_BATCH, MAX_IN_FLIGHT, MAX_WRITE_BUFFER, ServerSession
+from ..core.session import CloseConnection, PauseReading, ResumeReading, Warn
 from ..core.settings import ServerSettings
-from ..core.throttle import Throttle
 from .lifecycle import Stop, fatal, os_error_text
 from .logfile import LogWriter
 
@@ -75,31 +55,60 @@ __all__ = [
     "serve",
 ]
 
-#: Requests of one connection waiting for their answer before we stop reading it.
-MAX_IN_FLIGHT = 1000
-#: Keepalive copies sent in one go before a round lets other work run.
-KEEPALIVE_BATCH = 100
-#: Unread answers (bytes) a client may leave us holding before we drop it.
-MAX_WRITE_BUFFER = 1 << 20
 #: Closed connections between two full garbage collections (their cycles, about 3 KiB each).
 COLLECT_EVERY = 1000
-_READ_SIZE = 1 << 16
 
 
-@dataclass(eq=False)
-class _Connection:
-    number: int
-    writer: asyncio.StreamWriter
-    task: asyncio.Task[None] | None = None
-    timers: dict[int, asyncio.TimerHandle] = field(default_factory=dict)
-    next_timer: int = 0
-    room: asyncio.Event = field(default_factory=asyncio.Event)  # set: below MAX_IN_FLIGHT
-    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set: nothing in flight
-    out: list[bytes] = field(default_factory=list)  # messages of this loop iteration
+class _Connection(asyncio.Protocol):
+    """One client's socket: what it reads goes to the session, at once."""
 
-    def __post_init__(self) -> None:
-        self.room.set()
-        self.idle.set()
+    __slots__ = ("number", "paused_by_session", "paused_writing", "server", "transport")
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.number = 0  # 0: not (or no longer) the session's
+        self.transport: asyncio.Transport | None = None
+        self.paused_by_session = False  # the in-flight cap
+        self.paused_writing = False  # the client is not reading its answers
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server._connection_made(self, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.number:
+            self.server._received(self.number, data)
+
+    def eof_received(self) -> bool:
+        if self.number:
+            self.server._eof(self.number)
+        return True  # half-closed: the answers already promised may still go out
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.number:
+            self.server._lost(self, exc)
+
+    def pause_writing(self) -> None:
+        self.paused_writing = True
+        self.update_reading()
+        if self.number:
+            self.server._buffered(self)
+
+    def resume_writing(self) -> None:
+        self.paused_writing = False
+        self.update_reading()
+        if self.number:
+            self.server._buffered(self)
+
+    def update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if self.paused_by_session or self.paused_writing:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
 
 class Server:
@@ -121,36 +130,26 @@ class Server:
         self.rng = rng if rng is not None else random.Random(settings.seed)
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
-        #: Reports about clients: paid for by the bytes they send (see pingpong.core.throttle).
-        self.reports = Throttle(self._write_err, prefix="server: ")
+        self.session = ServerSession(settings, self.rng)
         self.address: tuple[str, int] | None = None
         self._connections: dict[int, _Connection] = {}
-        self._clients = 0  # client numbers handed out so far
         self._closed = 0  # connections closed so far
-        self._responses = 0  # response numbers handed out so far
         self._stopping = False
+        self._aborted = False
         self._server: asyncio.Server | None = None
-        # Output of the current loop iteration, written in one go at its end (_flush):
-        # one send per connection and one write to the log, however many messages.
-        self._log_lines: list[str] = []
-        self._unsent: list[_Connection] = []
         self._flush_scheduled = False
-        self._keepalive: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: float | None = None  # the session deadline the timer is set for
+        self._finished = asyncio.Event()  # the session has stopped and closed everything
         # Why the server gave up (its log cannot be written); ``failed`` is then set.
         self.failure: str | None = None
         self.failed = asyncio.Event()
-        # How late answers and keepalive rounds went out, against their exact instants.
-        self.answer_lateness = Lateness()
-        self.keepalive_lateness = Lateness()
 
     # -- reporting --------------------------------------------------------------
 
     def _say(self, line: str) -> None:
         self.out.write(line)
         self.out.flush()
-
-    def _warn(self, message: str) -> None:
-        self._write_err(f"server: {message}\n")
 
     def _write_err(self, line: str) -> None:
         self.err.write(line)
@@ -159,13 +158,14 @@ class Server:
     # -- life cycle ---------------------------------------------------------------
 
     async def start(self) -> tuple[str, int]:
-        loop = self._loop = asyncio.get_running_loop()
-        self._server = await asyncio.start_server(
-            self._handle, self.settings.host, self.settings.port, limit=_READ_SIZE, backlog=1024
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(
+            lambda: _Connection(self), self.settings.host, self.settings.port, backlog=1024
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         self.address = (host, port)
-        self._keepalive = asyncio.create_task(self._keepalive_rounds(loop.time()))
+        self.session.start(time.time())
+        self._flush()
         self._say(format_diagnostic(Listening(host, port)))
         return self.address
 
@@ -175,175 +175,105 @@ class Server:
             return
         self._stopping = True
         self._server.close()
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-        tasks = [conn.task for conn in self._connections.values() if conn.task is not None]
-        pending = sum(len(conn.timers) for conn in self._connections.values())
-        self._warn(f"stopping: {len(tasks)} connections, {pending} answers still to send")
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            waiters: list[asyncio.Future[Any]] = [asyncio.gather(*tasks, return_exceptions=True)]
+        self.session.stop(time.time())
+        for conn in self._connections.values():  # what clients send now stays in their sockets
+            conn.paused_by_session = True
+            conn.update_reading()
+        self._flush()
+        if not self.session.finished:
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._finished.wait())]
             if force is not None:
                 waiters.append(asyncio.ensure_future(force.wait()))
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waiters[1:]:
+            for waiter in waiters:
                 waiter.cancel()
-            for conn in list(self._connections.values()):
-                self._close(conn, "stopped by force")
+            if not self.session.finished:
+                self.session.force_stop(time.time())
+                self._flush()
         await self._server.wait_closed()
-        self._flush()
-        self.reports.close()
-        self._warn(f"stopped after {self._responses} responses to {self._clients} clients")
-        self._warn(f"answer lateness {self.answer_lateness.describe()}")
-        self._warn(f"keepalive lateness {self.keepalive_lateness.describe()}")
 
     async def abort(self) -> None:
         """Stop at once, without a word (the server gave up): close everything, answer nothing."""
         if self._server is None or self._stopping:
             return
-        self._stopping = True
+        self._stopping = self._aborted = True
         self._server.close()
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
         connections = list(self._connections.values())
-        self._connections.clear()  # so that _close, run by each handler as it ends, says nothing
+        self._connections.clear()
         for conn in connections:
-            for timer in conn.timers.values():
-                timer.cancel()
-            conn.timers.clear()
-            conn.out.clear()
-            conn.room.set()
-            conn.idle.set()
-            conn.writer.close()
-            if conn.task is not None:
-                conn.task.cancel()
-        tasks = [conn.task for conn in connections if conn.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            conn.number = 0  # so that its callbacks say nothing more
+            if conn.transport is not None:
+                conn.transport.close()
         await self._server.wait_closed()
 
     @property
     def stopping(self) -> bool:
         return self._stopping
 
-    # -- one connection -------------------------------------------------------------
+    # -- what the sockets report -----------------------------------------------------
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._stopping:
-            writer.close()
+    def _connection_made(self, conn: _Connection, transport: asyncio.Transport) -> None:
+        if self._aborted:
+            transport.close()
             return
-        self._clients += 1
-        peer = writer.get_extra_info("peername")
+        peer = transport.get_extra_info("peername")
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        conn = _Connection(self._clients, writer, asyncio.current_task())
-        self._connections[conn.number] = conn
-        self._say(format_diagnostic(ClientConnected(conn.number, peer_text)))
-        reason = "disconnected"
-        try:
-            reason = await self._read(conn, reader)
-        except asyncio.CancelledError:
-            if not self.stopping:
-                raise
-            reason = "server stopping"
-            await conn.idle.wait()  # let the answers already promised go out
-        except OSError as exc:
-            reason = f"connection error: {exc}"
-        finally:
-            self._close(conn, reason)
-
-    async def _read(self, conn: _Connection, reader: asyncio.StreamReader) -> str:
-        splitter = LineSplitter()
-        while True:
-            data = await reader.read(_READ_SIZE)
-            if not data:
-                if splitter.pending:
-                    self.reports.report(f"client {conn.number}: unfinished line at close dropped")
-                return "disconnected"
-            received = datetime.now()
-            self.reports.received(len(data))
-            too_long: LineTooLong | None = None
-            try:
-                lines = splitter.feed(data)
-            except LineTooLong as exc:
-                lines, too_long = exc.lines, exc
-            for line in lines:
-                if not conn.room.is_set():
-                    await conn.room.wait()
-                self._on_line(conn, line, received)
-            if too_long is not None:
-                self.reports.report(f"client {conn.number}: {too_long}; closing the connection")
-                await conn.idle.wait()  # the requests before it still get their answers
-                return "line too long"
-            await conn.writer.drain()
-
-    def _on_line(self, conn: _Connection, line: bytes, received: datetime) -> None:
-        try:
-            request = parse_request(line)
-        except ProtocolError as exc:
-            self.reports.report(f"client {conn.number}: {exc}; not answered")
+        number = self.session.connection_made(time.time(), peer_text)
+        if number is None:  # stopping
+            transport.close()
             return
-        if self.rng.random() < self.settings.ignore:
-            self._log(Ignored(received, request))
-            return
-        low, high = self.settings.delay_ms.low, self.settings.delay_ms.high
-        if high == 0:  # a plain responder (benchmarks): no delay, so no timer either
-            self._respond(conn, request, received)
-            return
-        delay_ms = self.rng.uniform(low, high)
-        token = conn.next_timer
-        conn.next_timer += 1
-        loop = self._loop
-        due = loop.time() + delay_ms / 1000
-        conn.timers[token] = loop.call_at(due, self._answer, conn, token, request, received, due)
-        conn.idle.clear()
-        if len(conn.timers) >= MAX_IN_FLIGHT:
-            conn.room.clear()
-
-    def _answer(
-        self, conn: _Connection, token: int, request: Ping, received: datetime, due: float
-    ) -> None:
-        self.answer_lateness.add(self._loop.time() - due)
-        del conn.timers[token]
-        if len(conn.timers) < MAX_IN_FLIGHT:
-            conn.room.set()
-        if not conn.timers:
-            conn.idle.set()
-        self._respond(conn, request, received)
-
-    def _respond(self, conn: _Connection, request: Ping, received: datetime) -> None:
-        pong = Pong(self._responses, request.request, conn.number)
-        sent = datetime.now()  # before the write: the client may log its arrival at once
-        if self._send(conn, pong):
-            self._log(Answered(received, request, sent, pong))
-
-    def _send(self, conn: _Connection, message: Pong | Keepalive) -> bool:
-        """Send with the next response number; ``False`` if the client is gone or stuck."""
-        transport = conn.writer.transport
-        if transport.is_closing() or self.failure is not None:
-            return False
-        if transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
-            self._close(conn, "not reading its answers")
-            return False
-        if not conn.out:
-            self._unsent.append(conn)
-        conn.out.append(encode(message))
-        self._responses += 1
+        conn.number = number
+        self._connections[number] = conn
         self._schedule_flush()
-        return True
 
-    def _log(self, record: ServerRecord) -> None:
-        if self.failure is None:
-            self._log_lines.append(format_record(record))
+    def _received(self, number: int, data: bytes) -> None:
+        self.session.receive(number, data, time.time())
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _eof(self, number: int) -> None:
+        self.session.eof(number, time.time())
+        self._schedule_flush()
+
+    def _lost(self, conn: _Connection, exc: Exception | None) -> None:
+        number, conn.number = conn.number, 0
+        self._connections.pop(number, None)
+        # Not closed by us: reset by the client, or closed before it was half-closed.
+        error = str(exc) if exc is not None else "closed"
+        self.session.connection_lost(number, time.time(), error)
+        self._schedule_flush()
+
+    def _buffered(self, conn: _Connection) -> None:
+        if conn.transport is not None:
+            self.session.write_buffer(conn.number, conn.transport.get_write_buffer_size())
+
+    def accept_failed(self, error: str) -> None:
+        """A connection could not be accepted (out of descriptors …)."""
+        if not self._aborted:
+            self.session.accept_failed(time.time(), error)
             self._schedule_flush()
+
+    # -- what the session asks for -----------------------------------------------------
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
+    def _tick(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        # Never an instant ahead of the clock, or a log could go back in time: a timer
+        # the loop fires early (within its clock's resolution) ticks to no effect and
+        # is set again.
+        self.session.tick(time.time())
+        self._flush()
+
     def _flush(self) -> None:
-        """End of a loop iteration: log what happened, send what each connection got.
+        """End of a loop iteration: log what happened, send what each connection got, act.
 
         The log comes first, so nothing reaches a client that the log does not hold.
         A log that cannot be written (a full disk …) makes the run meaningless: the
@@ -351,78 +281,58 @@ class Server:
         nothing more in memory.
         """
         self._flush_scheduled = False
-        if self._log_lines:
-            lines = "".join(self._log_lines)
-            self._log_lines.clear()
-            try:
-                self.log.write_line(lines)
-            except OSError as exc:
-                self._give_up(f"cannot write log {self.log.path}: {os_error_text(exc)}")
-        for conn in self._unsent:
-            if self.failure is None:
-                self._write_out(conn)
-            else:
-                conn.out.clear()
-        self._unsent.clear()
-
-    def _give_up(self, reason: str) -> None:
-        if self.failure is None:
-            self.failure = reason
-            self.failed.set()
-
-    def _write_out(self, conn: _Connection) -> None:
-        if conn.out:
-            if not conn.writer.transport.is_closing():
-                conn.writer.write(b"".join(conn.out))
-            conn.out.clear()
-
-    def _close(self, conn: _Connection, reason: str) -> None:
-        if self._connections.pop(conn.number, None) is None:
+        if self._aborted:
             return
-        self._closed += 1
-        if self._closed % COLLECT_EVERY == 0:
-            self._loop.call_soon(gc.collect)  # see COLLECT_EVERY
-        self._write_out(conn)  # what was already answered goes out before the close
-        if conn.timers:
-            self.reports.report(f"client {conn.number}: {len(conn.timers)} pending answers dropped")
-            for timer in conn.timers.values():
-                timer.cancel()
-            conn.timers.clear()
-        conn.room.set()
-        conn.idle.set()
-        conn.writer.close()
-        if conn.task is not None and conn.task is not asyncio.current_task():
-            conn.task.cancel()
-        self._say(format_diagnostic(ClientDisconnected(conn.number)))
-        if reason != "disconnected":
-            self.reports.report(f"client {conn.number}: closed ({reason})")
+        session = self.session
+        text = session.log_text()
+        if text and self.failure is None:
+            try:
+                self.log.write_line(text)
+            except OSError as exc:
+                self.failure = f"cannot write log {self.log.path}: {os_error_text(exc)}"
+                self.failed.set()
+        sends = session.data_to_send()
+        if self.failure is None:
+            connections = self._connections
+            for number, data in sends:
+                conn = connections.get(number)
+                if conn is not None and conn.transport is not None:
+                    conn.transport.write(data)
+                    if conn.paused_writing:
+                        self._buffered(conn)
+        for action in session.actions():
+            self._act(action)
+        if session.finished:
+            self._finished.set()
+        due = session.next_deadline()
+        if due != self._timer_due:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_due = due
+            if due is not None:
+                loop = self._loop
+                self._timer = loop.call_at(loop.time() + (due - time.time()), self._tick)
 
-    # -- keepalive ------------------------------------------------------------------
-
-    async def _keepalive_rounds(self, start: float) -> None:
-        loop = asyncio.get_running_loop()
-        period = self.settings.keepalive_s
-        round_number = 1
-        while True:
-            due = start + round_number * period
-            await asyncio.sleep(due - loop.time())
-            if self._connections:
-                self.keepalive_lateness.add(loop.time() - due)
-            sent = datetime.now()
-            for index, conn in enumerate(list(self._connections.values())):
-                if index and index % KEEPALIVE_BATCH == 0:
-                    # A round to thousands of clients takes tens of milliseconds: let the
-                    # answers that fall due meanwhile go out between batches.
-                    await asyncio.sleep(0)
-                    sent = datetime.now()
-                keepalive = Keepalive(self._responses)
-                if self._send(conn, keepalive):
-                    self._log(Unpaired(sent, keepalive))
-            next_due = int((loop.time() - start) / period) + 1  # the next round not yet past
-            if next_due > round_number + 1:
-                skipped = next_due - round_number - 1
-                self._warn(f"loop stalled: {skipped} keepalive rounds skipped")
-            round_number = max(round_number + 1, next_due)
+    def _act(self, action: object) -> None:
+        if isinstance(action, Warn):
+            self._write_err(f"server: {action.text}\n")
+        elif isinstance(action, CloseConnection):
+            conn = self._connections.pop(action.connection, None)
+            if conn is not None:
+                conn.number = 0
+                if conn.transport is not None:
+                    conn.transport.close()
+            self._closed += 1
+            if self._closed % COLLECT_EVERY == 0:
+                self._loop.call_soon(gc.collect)  # see COLLECT_EVERY
+        elif isinstance(action, PauseReading | ResumeReading):
+            conn = self._connections.get(action.connection)
+            if conn is not None:
+                conn.paused_by_session = isinstance(action, PauseReading)
+                conn.update_reading()
+        elif isinstance(action, ClientConnected | ClientDisconnected):
+            self._say(format_diagnostic(action))
 
 
 def _tune_gc() -> None:
@@ -453,7 +363,7 @@ def _report_accept_errors(server: Server) -> None:
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, OSError) and exc.errno in _RESOURCE_ERRORS:
-            server.reports.report(f"cannot accept a connection: {exc}")
+            server.accept_failed(str(exc))
         else:
             loop.default_exception_handler(context)
 
