@@ -149,7 +149,12 @@ def test_graceful_stop_waits_for_every_outcome() -> None:
     assert client.in_flight == 1  # not finished: request 1 is still in flight
     run_until(client, T0 + 10)
     assert client.finished
-    assert list(client.actions()) == [Disconnect(), Warn("stopped after 2 requests")]
+    assert list(client.actions()) == [
+        Disconnect(),
+        Warn("stopped after 2 requests"),
+        Warn("send lateness p50 0.00 p99 0.00 max 0.00 ms (n=2)"),
+        Warn("timeout lateness p50 0.00 p99 0.00 max 0.00 ms (n=1)"),
+    ]
     assert client.data_to_send() == b"[0] PING\n[1] PING\n"
     outcomes = [parse_client_line(line) for line in client.log_text().splitlines()]
     assert [type(r) for r in outcomes] == [Answered, TimedOut]
@@ -240,7 +245,22 @@ def test_reports_about_bad_lines_cost_no_more_than_the_server_sent() -> None:
     assert sum(len(f"client: {text}\n") for text in said) <= 4096  # the allowance
     client.force_stop(T0 + 0.6)
     said = [a.text for a in client.actions() if isinstance(a, Warn)]
-    assert said[-2].endswith(
+    assert said[-4].endswith(
         "more like this not shown; the last: not a response: 'garbage'; skipped"
     )
-    assert said[-1] == "stopped after 1 requests"
+    assert said[-3] == "stopped after 1 requests"
+
+
+def test_the_session_reports_how_late_its_timers_fired_when_it_stops() -> None:
+    client = connected(interval_ms=(100, 100), timeout_ms=250)
+    client.tick(T0 + 0.130)  # request 1 was due at +100 ms: sent 30 ms late
+    client.tick(T0 + 0.200)  # request 2, on time
+    client.tick(T0 + 0.295)  # request 0 was due to time out at +250 ms: 45 ms late
+    assert client.data_to_send() == b"[0] PING\n[1] PING\n[2] PING\n"
+    client.force_stop(T0 + 0.35)  # timing out the rest at the stop is not lateness
+    said = [a.text for a in client.actions() if isinstance(a, Warn)]
+    assert said[-3:] == [
+        "stopped after 3 requests",
+        "send lateness p50 0.01 p99 30.00 max 30.00 ms (n=3)",
+        "timeout lateness p50 45.00 p99 45.00 max 45.00 ms (n=1)",
+    ]

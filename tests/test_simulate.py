@@ -119,8 +119,11 @@ def test_a_simulated_run_looks_like_a_real_one(tmp_path: Path) -> None:
         assert request0.request_time == datetime(2026, 1, 1)  # sent at the start
     err = (tmp_path / "client1.err").read_text().splitlines()
     assert err[0] == "client: connected to 127.0.0.1:8888"
-    assert err[-2] == "client: stopping (supervisor closed stdin): 0 requests in flight"
-    assert err[-1].startswith("client: stopped after ")
+    assert err[-4] == "client: stopping (supervisor closed stdin): 0 requests in flight"
+    assert err[-3].startswith("client: stopped after ")
+    # The simulator's instants are exact: its timers are never late.
+    assert err[-2].startswith("client: send lateness p50 0.00 p99 0.00 max 0.00 ms (n=")
+    assert err[-1].startswith("client: timeout lateness p50 0.00 p99 0.00 max 0.00 ms (n=")
     server_err = (tmp_path / "server.err").read_text().splitlines()
     assert server_err[0] == "server: stopping (supervisor closed stdin)"
     assert server_err[2].startswith("server: stopped after ")

@@ -23,6 +23,9 @@ and runs one timer (see :mod:`pingpong.core.session`). The rules:
 * **Graceful stop**: :meth:`stop` stops sending and asking for connections; once
   every request in flight is answered or timed out the session disconnects and is
   :attr:`finished`. :meth:`force_stop` times out what is still in flight, now.
+* **Lateness**: how late the send timer and the timeout timers fired (the instant
+  handled minus the instant due) is measured and reported at the stop, for the
+  checker to allow on the interval and timeout rules.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import random
 from collections import deque
 
 from .logformat import answered_line, timed_out_line, unpaired_line
+from .lateness import Lateness
 from .protocol import (
     LineSplitter,
     LineTooLong,
@@ -92,6 +96,8 @@ class ClientSession:
         self._log: list[str] = []
         self._actions: list[ClientAction] = []
         self._now = 0.0  # the latest instant reported: the clock of ``reports``
+        self.send_lateness = Lateness()
+        self.timeout_lateness = Lateness()
         #: Reports about the server's bad lines: paid for by the bytes it sends.
         self.reports = Throttle(self._report, prefix=_PREFIX, clock=self._clock)
 
@@ -219,8 +225,9 @@ class ClientSession:
         # Only timeouts are logged, in deadline order; a request sent now is due later.
         deadlines, pending = self._deadlines, self._pending
         while deadlines and deadlines[0][0] <= now:
-            number = deadlines.popleft()[1]
+            due, number = deadlines.popleft()
             if number in pending:
+                self.timeout_lateness.add(now - due)
                 self._time_out(number, now)
         while self._next_send <= now:
             self._send_due(now)
@@ -254,6 +261,7 @@ class ClientSession:
             self._waiting = True  # starts again with the next connection
             return
         number = self.sent
+        self.send_lateness.add(now - self._next_send)
         self._out.append(encode(Ping(number)))
         self._pending[number] = self.calendar.stamp(now)
         self._deadlines.append((now + self._timeout, number))
@@ -286,6 +294,8 @@ class ClientSession:
                 self._actions.append(Disconnect())
             self.reports.close()
             self._warn(f"stopped after {self.sent} requests")
+            self._warn(f"send lateness {self.send_lateness.describe()}")
+            self._warn(f"timeout lateness {self.timeout_lateness.describe()}")
 
     def _warn(self, text: str) -> None:
         self._actions.append(Warn(text))
