@@ -1,10 +1,18 @@
-"""Loading a run folder: how late the server measured its timers, read from its stderr."""
+"""Loading a run folder: how late the server and clients measured their timers (stderr)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pingpong.checking.runlogs import TimerLateness, load_run, parse_lateness, read_lateness
+from pingpong.checking.runlogs import (
+    ClientLateness,
+    TimerLateness,
+    load_run,
+    parse_client_lateness,
+    parse_lateness,
+    read_client_lateness,
+    read_lateness,
+)
 from pingpong.core.lateness import Lateness
 
 STDERR = (
@@ -55,3 +63,39 @@ def test_a_run_folder_without_server_err_knows_nothing(tmp_path: Path) -> None:
     assert load_run(tmp_path).server_lateness == TimerLateness()
     (tmp_path / "server.err").write_text(STDERR)
     assert load_run(tmp_path).server_lateness == TimerLateness(38.87, 1.25)
+
+
+CLIENT_STDERR = (
+    "client: connected to 127.0.0.1:8888\n"
+    "client: stopping (supervisor closed stdin): 1 requests in flight\n"
+    "client: stopped after 120 requests\n"
+    "client: send lateness p50 0.31 p99 12.10 max 17.25 ms (n=120)\n"
+    "client: timeout lateness p50 0.50 p99 44.00 max 45.00 ms (n=7)\n"
+)
+
+
+def test_a_clients_lateness_lines_give_each_maximum() -> None:
+    assert parse_client_lateness(CLIENT_STDERR) == ClientLateness(17.25, 45.0)
+    assert parse_client_lateness(STDERR) == ClientLateness()  # a server's are not a client's
+    assert parse_lateness(CLIENT_STDERR) == TimerLateness()
+    assert parse_client_lateness("client: timeout lateness p50 0.5 p9") == ClientLateness()
+    # The line as the client writes it, from the histogram's own description.
+    lateness = Lateness()
+    lateness.add(0.0404)
+    assert parse_client_lateness(f"client: send lateness {lateness.describe()}\n") == (
+        ClientLateness(sends_ms=40.4)
+    )
+
+
+def test_each_client_err_is_read_from_its_end(tmp_path: Path) -> None:
+    (tmp_path / "server.log").write_text("")
+    (tmp_path / "client1.log").write_text("")
+    (tmp_path / "client2.log").write_text("")
+    with open(tmp_path / "client2.err", "wb") as file:
+        file.write(b"client: not a response: '\xff'; skipped\n" * 20_000)
+        file.write(CLIENT_STDERR.encode())
+    assert read_client_lateness(tmp_path / "client1.err") == ClientLateness()
+    assert load_run(tmp_path).client_lateness == {
+        1: ClientLateness(),
+        2: ClientLateness(17.25, 45.0),
+    }

@@ -8,7 +8,9 @@ timing ones is told apart (and the slack that would pass it suggested); protocol
 are never loosened. Timing rules allow ``slack`` ms on either side, for scheduling
 lateness and the millisecond truncation of the logs; the rules on the server's own
 timers (delays, keepalive cadence) also allow, on the late side, how late the server
-measured those timers itself (``server.err``, see :class:`pingpong.checking.runlogs.TimerLateness`).
+measured those timers itself (``server.err``, see :class:`pingpong.checking.runlogs.TimerLateness`),
+and the rules on a client's timers (intervals, timeouts) how late that client measured
+its send and timeout timers (``clientK.err``, :class:`pingpong.checking.runlogs.ClientLateness`).
 
 ===================  ==========================================================
 format               every line of every log parses; the expected files exist
@@ -62,10 +64,10 @@ from datetime import datetime
 
 from ..core.logformat import Answered, Ignored, TimedOut, Unpaired, format_time
 from ..core.protocol import Keepalive, Pong
-from ..core.runfolder import SERVER_LOG, client_log_name
+from ..core.runfolder import SERVER_LOG, client_log_name, client_role
 from ..core.settings import RunSettings
 from ..core.words import counted
-from .runlogs import RunLogs
+from .runlogs import ClientLateness, RunLogs
 
 __all__ = ["TIMING_RULES", "Rule", "Rules"]
 
@@ -166,21 +168,24 @@ class Rules:
         """How far ``value`` is outside ``low``–``high`` (0 inside)."""
         return max(low - value, value - high, 0.0)
 
-    def allowance(self, server_late_ms: float | None) -> str:
-        """What a server-timer rule allows past its bound, said in its findings."""
-        if not server_late_ms:
+    def allowance(self, late_ms: float | None, who: str = "the server") -> str:
+        """What a rule on ``who``'s timers allows past its bound, said in its findings."""
+        if not late_ms:
             return ""
         return (
-            f" (allowed: {self.slack:g} ms slack + {server_late_ms:.1f} ms, how late "
-            "the server measured its timers)"
+            f" (allowed: {self.slack:g} ms slack + {late_ms:.1f} ms, how late "
+            f"{who} measured its timers)"
         )
 
     @staticmethod
-    def allowed_note(what: str, count: int, server_late_ms: float) -> str:
+    def allowed_note(what: str, count: int, late_ms: float, who: str = "the server") -> str:
         return (
-            f"the server measured its {what} timers up to {server_late_ms:.1f} ms late, "
+            f"{who} measured its {what} timers up to {late_ms:.1f} ms late, "
             f"allowed: {count} past the slack alone"
         )
+
+    def client_late(self, log_number: int) -> ClientLateness:
+        return self.logs.client_lateness.get(log_number, ClientLateness())
 
     def run(self) -> list[Rule]:
         return [
@@ -391,6 +396,11 @@ class Rules:
         rule = Rule("intervals")
         low, high = self.s.interval_ms.low, self.s.interval_ms.high
         for log_number, lines in self.logs.clients.items():
+            # A send timer fires late, never early; the schedule keeps to when each request
+            # was due, so a late one also shortens the interval after it.
+            late = self.client_late(log_number).sends_ms or 0.0
+            who = client_role(log_number)
+            excused = 0
             sent = sorted(
                 (line.record.request.request, line.record.request_time, line.number)
                 for line in lines
@@ -403,38 +413,62 @@ class Rules:
                     continue  # the schedule starts again with the next connection
                 rule.checked += 1
                 interval = _ms(t1, t0)
-                if not self.within(interval, low, high):
-                    rule.past(self.outside(interval, low, high))
-                    rule.findings.append(
-                        f"{client_log_name(log_number)}:{n1}: request {r1} sent "
-                        f"{interval:.0f} ms after request {r0}, not in {low}–{high}"
-                    )
+                if self.within(interval, low, high):
+                    continue
+                if self.within(interval, low - late, high + late):
+                    excused += 1
+                    continue
+                rule.past(self.outside(interval, low, high))
+                rule.findings.append(
+                    f"{client_log_name(log_number)}:{n1}: request {r1} sent "
+                    f"{interval:.0f} ms after request {r0}, not in {low}–{high}"
+                    + self.allowance(late, who)
+                )
+            if excused:
+                rule.notes.append(self.allowed_note("send", excused, late, who))
         return rule
 
     def timeouts(self) -> Rule:
         rule = Rule("timeouts")
         timeout = self.s.timeout_ms
         for log_number, lines in self.logs.clients.items():
+            # A timeout timer fires late, never early: as late as the client measured. Till
+            # it fires, an answer still pairs.
+            late = self.client_late(log_number).timeouts_ms or 0.0
+            who = client_role(log_number)
+            excused = 0
             for line in lines:
                 record = line.record
                 if isinstance(record, TimedOut):
                     rule.checked += 1
                     waited = _ms(record.response_time, record.request_time)
-                    if not self.within(waited, timeout, timeout):
-                        rule.past(abs(waited - timeout))
-                        rule.findings.append(
-                            f"{client_log_name(log_number)}:{line.number}: timed out after "
-                            f"{waited:.0f} ms, not {timeout}"
-                        )
+                    if self.within(waited, timeout, timeout):
+                        continue
+                    if self.within(waited, timeout, timeout + late):
+                        excused += 1
+                        continue
+                    rule.past(abs(waited - timeout))
+                    rule.findings.append(
+                        f"{client_log_name(log_number)}:{line.number}: timed out after "
+                        f"{waited:.0f} ms, not {timeout}"
+                        + (self.allowance(late, who) if waited > timeout else "")
+                    )
                 elif isinstance(record, Answered):
                     rule.checked += 1
                     round_trip = _ms(record.response_time, record.request_time)
-                    if round_trip > timeout + self.slack:
-                        rule.past(round_trip - timeout)
-                        rule.findings.append(
-                            f"{client_log_name(log_number)}:{line.number}: answered after "
-                            f"{round_trip:.0f} ms, past the {timeout} ms timeout"
-                        )
+                    if round_trip <= timeout + self.slack:
+                        continue
+                    if round_trip <= timeout + self.slack + late:
+                        excused += 1
+                        continue
+                    rule.past(round_trip - timeout)
+                    rule.findings.append(
+                        f"{client_log_name(log_number)}:{line.number}: answered after "
+                        f"{round_trip:.0f} ms, past the {timeout} ms timeout"
+                        + self.allowance(late, who)
+                    )
+            if excused:
+                rule.notes.append(self.allowed_note("timeout", excused, late, who))
         return rule
 
     def ignored_share(self) -> Rule:

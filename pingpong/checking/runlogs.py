@@ -6,8 +6,9 @@ line costs one finding, not the whole report. A last line without its line end i
 torn (a write cut short): it is reported as such and never parsed, even when its
 bytes would happen to make a record.
 
-It also reads, from ``server.err``, how late the server measured its own timers
-(:class:`TimerLateness`): the checker allows that much on the rules about them.
+It also reads, from ``server.err`` and each ``clientK.err``, how late the server and
+each client measured their own timers (:class:`TimerLateness`, :class:`ClientLateness`):
+the checker allows that much on the rules about them.
 """
 
 from __future__ import annotations
@@ -35,19 +36,23 @@ from ..core.runfolder import (
     RunFolder,
     client_log_name,
     client_log_number,
+    client_role,
 )
 from ..core.settings import RunSettings, SettingsErrors, SimulatedRunSettings
 
 __all__ = [
     "BadLine",
+    "ClientLateness",
     "Line",
     "Outage",
     "RunLogs",
     "TimerLateness",
     "client_log_number",
     "load_run",
+    "parse_client_lateness",
     "parse_lateness",
     "parse_raw",
+    "read_client_lateness",
     "read_lateness",
     "torn_reason",
 ]
@@ -145,29 +150,64 @@ class TimerLateness:
     keepalives_ms: float | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ClientLateness:
+    """How late a client measured its own timers, at most, in ms; ``None``: not known.
+
+    A client writes ``client: send lateness p50 … p99 … max 12.40 ms (n=…)`` for its
+    send timer and the same for its timeout timers on stderr when it stops.
+    """
+
+    sends_ms: float | None = None
+    timeouts_ms: float | None = None
+
+
 # Only the kind and the maximum matter; the rest of the line may change.
-_LATENESS = re.compile(r"\b(answer|keepalive) lateness\b[^\n]*?\bmax (\d+(?:\.\d+)?) ms\b")
+_LATENESS = re.compile(
+    r"\b(answer|keepalive|send|timeout) lateness\b[^\n]*?\bmax (\d+(?:\.\d+)?) ms\b"
+)
 _LATENESS_TAIL = 64 * 1024  # the lines come last; a long stderr is read from its end
+
+
+def _maxima(text: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for kind, value in _LATENESS.findall(text):
+        found[kind] = max(found.get(kind, 0.0), float(value))
+    return found
 
 
 def parse_lateness(text: str) -> TimerLateness:
     """The lateness lines of a server's stderr (the largest of each kind); anything else,
     including a cut or garbled line, is passed over."""
-    found: dict[str, float] = {}
-    for kind, value in _LATENESS.findall(text):
-        found[kind] = max(found.get(kind, 0.0), float(value))
+    found = _maxima(text)
     return TimerLateness(found.get("answer"), found.get("keepalive"))
 
 
-def read_lateness(path: Path) -> TimerLateness:
-    """:func:`parse_lateness` of the end of ``path``; nothing known if it cannot be read."""
+def parse_client_lateness(text: str) -> ClientLateness:
+    """The lateness lines of a client's stderr, as :func:`parse_lateness` reads a server's."""
+    found = _maxima(text)
+    return ClientLateness(found.get("send"), found.get("timeout"))
+
+
+def _tail(path: Path) -> str:
+    """The end of ``path``, where the lateness lines are; ``""`` if it cannot be read."""
     try:
         with open(path, "rb") as file:
             file.seek(0, os.SEEK_END)
             file.seek(max(0, file.tell() - _LATENESS_TAIL))
-            return parse_lateness(file.read().decode("utf-8", errors="replace"))
+            return file.read().decode("utf-8", errors="replace")
     except OSError:
-        return TimerLateness()
+        return ""
+
+
+def read_lateness(path: Path) -> TimerLateness:
+    """:func:`parse_lateness` of the end of ``path``; nothing known if it cannot be read."""
+    return parse_lateness(_tail(path))
+
+
+def read_client_lateness(path: Path) -> ClientLateness:
+    """:func:`parse_client_lateness` of the end of ``path``; nothing known if unreadable."""
+    return parse_client_lateness(_tail(path))
 
 
 @dataclass
@@ -180,6 +220,7 @@ class RunLogs:
     bad_lines: list[BadLine] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # missing files, unreadable run.json
     server_lateness: TimerLateness = field(default_factory=TimerLateness)
+    client_lateness: dict[int, ClientLateness] = field(default_factory=dict)  # by log number
     outages: dict[int, list[Outage]] = field(default_factory=dict)  # by client log number
     network_ms: float = 0.0  # the longest one-way trip of a message (simulated runs)
 
@@ -251,6 +292,7 @@ def load_run(folder: Path) -> RunLogs:
         problems.append(f"{SERVER_LOG} is missing")
     for number, path in files.client_logs().items():
         logs.clients[number] = []
+        logs.client_lateness[number] = read_client_lateness(files.stderr(client_role(number)))
         _read(path, parse_client_line, logs.clients[number], logs.bad_lines)
     if not logs.clients:
         problems.append("no client log (clientN.log)")

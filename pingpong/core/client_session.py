@@ -33,8 +33,8 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from .logformat import answered_line, timed_out_line, unpaired_line
 from .lateness import Lateness
+from .logformat import answered_line, timed_out_line, unpaired_line
 from .protocol import (
     LineSplitter,
     LineTooLong,
