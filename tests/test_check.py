@@ -526,3 +526,57 @@ def test_check_says_a_failure_is_timing_only_on_the_command_line(tmp_path: Path)
         capture_output=True, text=True, env=child_env(),
     )  # fmt: skip
     assert passed.returncode == 0, passed.stdout
+
+
+def timed_out_run(folder: Path, over_ms: int, client_err: str | None = None) -> Path:
+    """A run of one ignored request, timed out ``over_ms`` past the 2000 ms timeout."""
+    folder.mkdir()
+    (folder / "run.json").write_text(json.dumps({"settings": RunSettings(clients=1).to_json()}))
+    (folder / "server.log").write_text(
+        "2026-11-26;13:01:02.000;[0] PING;(проигнорировано);(проигнорировано)\n", encoding="utf-8"
+    )
+    timed_out = 3999 + over_ms  # ms after 13:01:00
+    (folder / "client1.log").write_text(
+        f"2026-11-26;13:01:01.999;[0] PING;13:01:{timed_out // 1000:02}.{timed_out % 1000:03};"
+        "(таймаут)\n",
+        encoding="utf-8",
+    )
+    if client_err is not None:
+        (folder / "client1.err").write_text(client_err, encoding="utf-8")
+    return folder
+
+
+LATE_CLIENT = (
+    "client: stopped after 1 requests\n"
+    "client: send lateness p50 0.00 p99 0.00 max 0.00 ms (n=1)\n"
+    "client: timeout lateness p50 45.00 p99 45.00 max 45.00 ms (n=1)\n"
+)
+
+
+def test_a_late_client_timer_is_allowed_as_late_as_that_client_measured(tmp_path: Path) -> None:
+    # 40 ms past the timeout: more than the 20 ms slack alone allows.
+    alone = check_run(timed_out_run(tmp_path / "alone", 40))
+    assert alone.timing_only
+    assert [(r.name, r.findings) for r in alone.rules if not r.ok] == [
+        ("timeouts", ["client1.log:1: timed out after 2040 ms, not 2000"])
+    ]
+    # The client said its timeout timers ran up to 45 ms late: allowed, and said so.
+    measured = check_run(timed_out_run(tmp_path / "measured", 40, LATE_CLIENT))
+    assert measured.ok, measured.format()
+    timeouts = next(r for r in measured.rules if r.name == "timeouts")
+    assert timeouts.notes == [
+        "client1 measured its timeout timers up to 45.0 ms late, allowed: 1 past the slack alone"
+    ]
+    assert "note: client1 measured its timeout timers up to 45.0 ms late" in measured.format()
+    # 80 ms past it is more than both.
+    beyond = check_run(timed_out_run(tmp_path / "beyond", 80, LATE_CLIENT))
+    assert [(r.name, r.findings) for r in beyond.rules if not r.ok] == [
+        ("timeouts", ["client1.log:1: timed out after 2080 ms, not 2000 (allowed: 20 ms slack + "
+                      "45.0 ms, how late client1 measured its timers)"])
+    ]  # fmt: skip
+    assert beyond.timing_only
+    # Only the late side: a timeout that fired early is not excused by lateness.
+    early = check_run(timed_out_run(tmp_path / "early", -40, LATE_CLIENT))
+    assert [(r.name, r.findings) for r in early.rules if not r.ok] == [
+        ("timeouts", ["client1.log:1: timed out after 1960 ms, not 2000"])
+    ]

@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from pingpong.checking.rules import TIMING_RULES, Rules
-from pingpong.checking.runlogs import Line, RunLogs, TimerLateness
-from pingpong.core.logformat import Answered, ClientRecord, Ignored, ServerRecord, Unpaired
+from pingpong.checking.runlogs import ClientLateness, Line, RunLogs, TimerLateness
+from pingpong.core.logformat import (
+    Answered,
+    ClientRecord,
+    Ignored,
+    ServerRecord,
+    TimedOut,
+    Unpaired,
+)
 from pingpong.core.protocol import Keepalive, Ping, Pong
 from pingpong.core.settings import MsRange, RunSettings
 
@@ -152,3 +159,36 @@ def test_too_many_copies_in_a_round_is_a_protocol_finding() -> None:
     ]
     assert not rules.keepalive_rounds().timing
     assert rules.keepalive_cadence().findings == []
+
+
+def test_a_late_send_is_allowed_as_late_as_that_client_measured() -> None:
+    # Due every 1000 ms; request 2 went 35 ms late, so its interval is long and the next short.
+    sent = [0, 1000, 2035, 3000]
+    client: list[Line[ClientRecord]] = [
+        Line("client1.log", n + 1, TimedOut(START + timedelta(milliseconds=at), Ping(n),
+                                            START + timedelta(milliseconds=at + 2000)))
+        for n, at in enumerate(sent)
+    ]  # fmt: skip
+    settings = RunSettings(clients=1, interval_ms=MsRange(1000, 1000))
+    alone = RunLogs(Path("run"), None, {}, clients={1: client})
+    assert Rules(alone, settings, slack_ms=20).intervals().findings == [
+        "client1.log:3: request 2 sent 1035 ms after request 1, not in 1000–1000",
+        "client1.log:4: request 3 sent 965 ms after request 2, not in 1000–1000",
+    ]
+    late = {1: ClientLateness(sends_ms=20)}
+    measured = RunLogs(Path("run"), None, {}, clients={1: client}, client_lateness=late)
+    rule = Rules(measured, settings, slack_ms=20).intervals()
+    assert rule.findings == []
+    assert rule.notes == [
+        "client1 measured its send timers up to 20.0 ms late, allowed: 2 past the slack alone"
+    ]
+    # Another client's lateness, or its timeout timers', says nothing about client1's sends.
+    for other in ({2: ClientLateness(sends_ms=100)}, {1: ClientLateness(timeouts_ms=100)}):
+        logs = RunLogs(Path("run"), None, {}, clients={1: client}, client_lateness=other)
+        assert len(Rules(logs, settings, slack_ms=20).intervals().findings) == 2
+    short = RunLogs(Path("run"), None, {}, clients={1: client},
+                    client_lateness={1: ClientLateness(sends_ms=10)})  # fmt: skip
+    assert Rules(short, settings, slack_ms=20).intervals().findings[0] == (
+        "client1.log:3: request 2 sent 1035 ms after request 1, not in 1000–1000 "
+        "(allowed: 20 ms slack + 10.0 ms, how late client1 measured its timers)"
+    )
