@@ -503,7 +503,8 @@
     // An ignored request's client became known: its row says so (or, under a client
     // filter, the rows are chosen again).
     attributed(id, client) {
-      if (this.client !== "" || this.paused) { // the rows are chosen again at the next render
+      if (this.paused) return; // paused rows stay still; Resume rebuilds them
+      if (this.client !== "") { // the rows are chosen again at the next render
         this.dirty = true;
         return;
       }
