@@ -536,6 +536,7 @@ def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path
         # A History refresh already on its way when the app goes away is refused; the page
         # shrugs it off (the snapshot after reconnecting refreshes History).
         watch.expected.append(re.compile(r"^failed: http://127\.0\.0\.1:\d+/api/runs net::"))
+        watch.expected.append(re.compile(r"^Failed to load resource: net::ERR_CONNECTION_REFUSED$"))
         port = dashboard.port
         stop_dashboard(dashboard)
         page.wait_for_selector("#connection[data-status=reconnecting]")
