@@ -38,6 +38,7 @@ __all__ = [
     "is_log_name",
     "is_run_id",
     "new_run_folder",
+    "prepare_run_folder",
     "run_id_sort_key",
     "sort_log_names",
     "write_json",
@@ -125,6 +126,25 @@ def new_run_folder(runs_dir: Path, now: datetime | None = None) -> Path:
         raise RunFolderError(
             f"cannot create a run folder in {runs_dir}: {os_error_text(exc)}"
         ) from None
+
+
+def prepare_run_folder(runs_dir: Path, log_dir: str | None) -> Path:
+    """The folder a new run writes into: ``log_dir`` if given (made if missing; it must
+    hold no logs and no ``run.json`` yet), else a fresh one in ``runs_dir``.
+
+    Raises :class:`RunFolderError` with one line saying why it cannot be had.
+    """
+    if log_dir is None:
+        return new_run_folder(runs_dir)
+    folder = Path(log_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
+    taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
+    if taken:
+        raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
+    return folder
 
 
 def write_json(path: Path, data: dict[str, Any], temporary: Path | None = None) -> None:

@@ -43,12 +43,12 @@ from typing import Any
 
 from ..core.diagnostics import ClientConnected, ClientDisconnected, Listening, parse_diagnostic
 from ..core.runfolder import (
-    RUN_JSON,
     SERVER_ROLE,
     RunFolder,
     RunFolderError,
     client_role,
     new_run_folder,
+    prepare_run_folder,
     write_json,
 )
 from ..core.settings import ClientSettings, RunSettings, ServerSettings
@@ -425,17 +425,7 @@ async def run_cli(
     from .progress import show_progress
 
     try:
-        if log_dir is not None:
-            folder = Path(log_dir)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
-            taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
-            if taken:
-                raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
-        else:
-            folder = new_run_folder(runs_dir)
+        folder = prepare_run_folder(runs_dir, log_dir)
         run = Run(settings, folder, slack_ms=slack_ms)
         try:
             run.prepare()

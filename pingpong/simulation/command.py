@@ -22,8 +22,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import os_error_text
-from ..core.runfolder import RUN_JSON, RunFolderError, new_run_folder, write_json
+from ..core.runfolder import RUN_JSON, RunFolderError, prepare_run_folder, write_json
 from ..core.session import Calendar
 from ..core.settings import SimulatedRunSettings
 from ..core.states import RunState, StoppedBy
@@ -114,17 +113,7 @@ def simulate_cli(
     from ..checking.stats import format_summary
 
     try:
-        if log_dir is not None:
-            folder = Path(log_dir)
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RunFolderError(f"cannot create {folder}: {os_error_text(exc)}") from None
-            taken = [p.name for p in folder.glob("*.log")] + [p.name for p in folder.glob(RUN_JSON)]
-            if taken:
-                raise RunFolderError(f"{folder} already holds {', '.join(sorted(taken))}")
-        else:
-            folder = new_run_folder(runs_dir)
+        folder = prepare_run_folder(runs_dir, log_dir)
     except RunFolderError as exc:
         print(f"pingpong simulate: error: {exc}", file=sys.stderr)
         return 2
