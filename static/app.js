@@ -18,6 +18,9 @@
   function setText(node, value) {
     if (node.textContent !== value) node.textContent = value;
   }
+  function setAttr(node, name, value) {
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
   // Who stopped a run, as people say it (pingpong/states.py, StoppedBy.phrase).
   const stoppedPhrase = (by) => (by === "stop" ? "stopped on request" : `stopped by ${by}`);
 
@@ -273,8 +276,10 @@
       changed = [];
       showErrors({});
     }
-    form.classList.toggle("locked", active);
-    for (const name of Object.keys(fieldOfInput)) form.elements[name].readOnly = active;
+    if (form.classList.contains("locked") !== active) {
+      form.classList.toggle("locked", active);
+      for (const name of Object.keys(fieldOfInput)) form.elements[name].readOnly = active;
+    }
   }
 
   async function post(path, body) {
@@ -339,7 +344,7 @@
   // keyboard focus to <body>. Focus stays on the button just pressed until the other one
   // is the one that makes sense, then moves there (Start → Stop → Start).
   const usable = (button) => button.getAttribute("aria-disabled") !== "true";
-  const setUsable = (button, value) => button.setAttribute("aria-disabled", String(!value));
+  const setUsable = (button, value) => setAttr(button, "aria-disabled", String(!value));
 
   function renderButtons() {
     const active = ACTIVE.has(store.state);
@@ -365,15 +370,18 @@
     const run = store.run;
     const elapsed = elapsedNow();
     const duration = run ? run.settings.duration : 0;
-    $("#elapsed").textContent = clock(elapsed);
+    setText($("#elapsed"), clock(elapsed));
     let remaining = "—";
     if (run && run.state === "stopping") remaining = "stopping…";
     else if (run && ACTIVE.has(run.state) && !connection.lost) remaining = clock(duration - elapsed);
-    $("#remaining").textContent = remaining;
-    $("#progress").value = run && duration ? Math.min(1, elapsed / duration) : 0;
+    setText($("#remaining"), remaining);
+    // In steps of 1/400 (a pixel or two of the bar): a bar set anew four times a second
+    // would be laid out and painted as often for no visible change.
+    const progress = run && duration ? Math.min(1, Math.round((400 * elapsed) / duration) / 400) : 0;
+    if ($("#progress").value !== progress) $("#progress").value = progress;
     if (run && ACTIVE.has(run.state)) {
       const cell = document.querySelector(`#history tr[data-run="${CSS.escape(run.id)}"] .duration`);
-      if (cell) cell.textContent = clock(elapsed);
+      if (cell) setText(cell, clock(elapsed));
     }
   }
 
@@ -399,8 +407,8 @@
     const state = $("#state");
     // While the app is away the state is only the last one it said: greyed, and said so.
     setText(state, connection.lost ? `last known: ${store.state}` : store.state);
-    state.className = connection.lost ? "badge stale" : `badge state-${store.state}`;
-    state.title = connection.lost ? "the app is not reachable; this is the last state it reported" : "";
+    setAttr(state, "class", connection.lost ? "badge stale" : `badge state-${store.state}`);
+    setAttr(state, "title", connection.lost ? "the app is not reachable; this is the last state it reported" : "");
     const title = `pingpong — ${connection.lost ? "disconnected" : store.state}`;
     if (document.title !== title) document.title = title;
     const run = store.run;
@@ -464,16 +472,28 @@
   const charts = window.pingpongCharts;
 
   // ---- rendering: exchanges feed -------------------------------------------------------
-  // New rows are put in place and the oldest dropped, rather than the table rebuilt at
-  // every update: at a thousand log lines a second that rebuild was most of the page's work.
+  // The feed holds the latest MAX_EXCHANGES rows but puts in the page only those in view in
+  // its scroll box (and a few either side), reusing their <tr>s: at a thousand log lines a
+  // second most rows are replaced at every render, and laying out and painting 200 rows
+  // four times a second was most of the page's work. Spacers above and below keep the
+  // scroll height of the whole list; every row has the same height (one line, cut short).
+  const FEED_OVERSCAN = 6; // rows drawn beyond each edge of the view: a scroll shows no gap
   const feed = {
     paused: false,
-    frozen: [], // while paused: the exchanges there were when Pause was pressed
+    frozen: [], // while paused: copies of the exchanges there were when Pause was pressed
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
-    dirty: true, // rebuild it whole at the next render (filters, a new run, a snapshot)
-    rendered: -1, // the newest exchange id the rows on screen account for
-    onScreen: [], // {t, id} of the rows on screen, in their order (newest first)
+    dirty: true, // choose the rows again at the next render (filters, a new run, a snapshot)
+    rendered: -1, // the newest exchange id the rows account for
+    rows: [], // the exchanges the feed shows, newest first (by the time shown)
+    rowHeight: 0, // px, measured from a drawn row; 0 until then (and after a resize)
+    drawn: "", // what the drawn window was made from, to skip a redraw that changes nothing
+    headerHeight: 0, // px above the first row: the table's header
+    scroller: $(".feed-scroll"),
+    viewHeight: 520, // the scroll box's height, as its ResizeObserver last said
+    body: $("#exchanges"),
+    above: $("#exchanges-above td"),
+    below: $("#exchanges-below td"),
 
     matches(e) {
       // server.log does not name the client of an ignored request; until its timeout
@@ -482,22 +502,40 @@
         (e.client === null && e.outcome === "ignored"));
     },
 
-    clientCell(e) {
+    clientCell(cell, e) {
       if (e.client === null && e.outcome === "ignored") {
         // A short mark in a column of fixed width: the row keeps its layout when its
         // client becomes known.
         const said = ACTIVE.has(store.state) ? "not yet attributed" : "not attributed";
-        return `<span class="unattributed" title="${said}: server.log does not name the client of an ignored request; its timeout will" aria-label="${said}">client?</span>`;
+        cell.innerHTML = `<span class="unattributed" title="${said}: server.log does not name the client of an ignored request; its timeout will" aria-label="${said}">client?</span>`;
+      } else {
+        cell.textContent = e.client === null ? "—" : `client${e.client}`;
       }
-      return e.client === null ? "—" : `client${e.client}`;
     },
 
-    rowHtml(e) {
+    newRow() {
+      const row = document.createElement("tr");
+      for (const [name, label] of [["c-time"], ["c-client"], ["c-request", "request"], ["c-response", "response"], ["c-rtt"], ["outcome"]]) {
+        const cell = row.insertCell();
+        cell.className = name;
+        if (label) cell.dataset.label = label;
+      }
+      return row;
+    },
+
+    fill(row, e, index) {
       const kind = OUTCOME_CLASS(e.outcome);
-      const rt = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
-      return `<tr class="row-${kind}" data-id="${e.id}"><td class="c-time">${e.time}</td><td class="c-client">${this.clientCell(e)}</td>
-        <td class="c-request" data-label="request">${text(e.request)}</td><td class="c-response" data-label="response">${text(e.response)}</td>
-        <td class="c-rtt">${rt}</td><td class="outcome outcome-${kind}">${e.outcome}</td></tr>`;
+      row.className = `row-${kind}`;
+      row.dataset.id = String(e.id);
+      row.setAttribute("aria-rowindex", String(index + 2)); // the header is row 1
+      const cells = row.cells;
+      cells[0].textContent = e.time;
+      this.clientCell(cells[1], e);
+      cells[2].textContent = text(e.request);
+      cells[3].textContent = text(e.response);
+      cells[4].textContent = e.round_trip_ms === null ? "—" : `${Math.round(e.round_trip_ms)} ms`;
+      cells[5].className = `outcome outcome-${kind}`;
+      cells[5].textContent = e.outcome;
     },
 
     // An ignored request's client became known: its row says so (or, under a client
@@ -508,13 +546,13 @@
         this.dirty = true;
         return;
       }
-      const row = document.querySelector(`#exchanges tr[data-id="${id}"]`);
+      const row = this.body.querySelector(`tr[data-id="${id}"]`);
       if (row) row.cells[1].textContent = `client${client}`;
     },
 
     pause(paused) {
       this.paused = paused;
-      this.frozen = paused ? ((store.live && store.live.exchanges) || []).slice() : [];
+      this.frozen = paused ? ((store.live && store.live.exchanges) || []).map((e) => ({ ...e })) : [];
       this.dirty = true;
       this.render();
     },
@@ -540,36 +578,96 @@
       }
       const source = this.paused ? this.frozen : all;
       const newest = source.length ? source[source.length - 1].id : -1;
-      const body = $("#exchanges");
       const byTime = (a, b) => b.t - a.t || b.id - a.id; // newest first, by the time shown
       if (this.dirty || newest < this.rendered) {
         this.dirty = false;
-        const shown = source.filter((e) => this.matches(e)).sort(byTime);
-        this.onScreen = shown.map((e) => ({ t: e.t, id: e.id }));
-        const none = source.length ? "no exchanges match the filters" : emptyText("exchanges");
-        body.innerHTML = shown.map((e) => this.rowHtml(e)).join("") ||
-          `<tr><td colspan="6" class="muted">${none}</td></tr>`;
-        this.rendered = newest;
+        this.rows = source.filter((e) => this.matches(e)).sort(byTime);
+      } else {
+        const fresh = all.filter((e) => e.id > this.rendered && this.matches(e));
+        if (!fresh.length) return;
+        fresh.sort(byTime);
+        // A fresh row may be older (by its time) than some already there: put it in place.
+        const inOrder = !this.rows.length || byTime(fresh[fresh.length - 1], this.rows[0]) <= 0;
+        this.rows = fresh.concat(this.rows);
+        if (!inOrder) this.rows.sort(byTime);
+        this.rows.length = Math.min(this.rows.length, MAX_EXCHANGES);
+      }
+      this.rendered = newest;
+      this.drawn = "";
+      this.draw();
+    },
+
+    // The rows in view, from the scroll position; called on render, scroll and resize.
+    draw() {
+      const rows = this.rows;
+      const body = this.body;
+      setAttr($("#exchanges-table"), "aria-rowcount", String(rows.length + 1));
+      if (!rows.length) {
+        const all = (store.live && store.live.exchanges) || [];
+        const none = (this.paused ? this.frozen : all).length ? "no exchanges match the filters" : emptyText("exchanges");
+        const empty = `<tr><td colspan="6" class="muted">${none}</td></tr>`;
+        if (body.innerHTML !== empty) body.innerHTML = empty;
+        this.above.style.height = this.below.style.height = "0px";
+        this.drawn = "";
         return;
       }
-      const fresh = all.filter((e) => e.id > this.rendered && this.matches(e));
-      this.rendered = newest;
-      if (!fresh.length) return;
-      if (!this.onScreen.length) body.innerHTML = ""; // the "no exchanges" line
-      const template = document.createElement("template");
-      for (const e of fresh) {
-        let at = 0;
-        while (at < this.onScreen.length && byTime(this.onScreen[at], e) <= 0) at += 1;
-        template.innerHTML = this.rowHtml(e);
-        body.insertBefore(template.content.firstChild, body.rows[at] || null);
-        this.onScreen.splice(at, 0, { t: e.t, id: e.id });
+      if (body.querySelector("td[colspan]")) body.replaceChildren();
+      if (!this.rowHeight && body.rows.length) this.measure();
+      const height = this.rowHeight || 24;
+      // Read first thing in a frame (renderAll draws the feed first), the layout is clean
+      // and this costs nothing.
+      const top = Math.max(0, this.scroller.scrollTop - this.headerHeight);
+      const count = Math.ceil(this.viewHeight / height) + 2 * FEED_OVERSCAN;
+      // A scroll position from before the rows were fewer (a filter): the last rows then.
+      const first = Math.max(0, Math.min(Math.floor(top / height) - FEED_OVERSCAN, rows.length - count));
+      const last = Math.min(rows.length, first + count);
+      const key = `${first}:${last}:${rows[first].id}:${rows[last - 1].id}`;
+      if (key === this.drawn) return;
+      this.drawn = key;
+      while (body.rows.length > last - first) body.deleteRow(-1);
+      while (body.rows.length < last - first) body.append(this.newRow());
+      for (let i = first; i < last; i++) {
+        const row = body.rows[i - first];
+        if (row.dataset.id !== String(rows[i].id) || row.getAttribute("aria-rowindex") !== String(i + 2)) {
+          this.fill(row, rows[i], i);
+        }
       }
-      while (this.onScreen.length > MAX_EXCHANGES) {
-        this.onScreen.pop();
-        body.deleteRow(-1);
+      this.above.style.height = `${first * height}px`;
+      this.below.style.height = `${(rows.length - last) * height}px`;
+      if (!this.rowHeight) {
+        this.measure();
+        if (this.rowHeight && this.rowHeight !== height) this.drawAgain();
       }
     },
+
+    // Once, and again after a resize: it makes the browser lay the page out there and then.
+    measure() {
+      this.rowHeight = this.body.rows[0].getBoundingClientRect().height;
+      this.headerHeight = this.above.parentElement.parentElement.offsetTop;
+    },
+
+    drawAgain() {
+      this.drawn = "";
+      this.draw();
+    },
   };
+  let feedScrollPending = false;
+  feed.scroller.addEventListener("scroll", () => {
+    if (feedScrollPending) return;
+    feedScrollPending = true;
+    requestAnimationFrame(() => {
+      feedScrollPending = false;
+      feed.draw();
+    });
+  }, { passive: true });
+  if (window.ResizeObserver) {
+    // A new width may change the layout (cards below 560 px): measure a row again.
+    new ResizeObserver((entries) => {
+      feed.viewHeight = entries[entries.length - 1].contentRect.height || feed.viewHeight;
+      feed.rowHeight = 0;
+      feed.drawAgain();
+    }).observe(feed.scroller);
+  }
 
   $("#filter-client").addEventListener("change", (event) => {
     feed.client = event.target.value;
@@ -688,26 +786,24 @@
   // ---- rendering: the live timeline (static/timeline.js) ---------------------------------
   // Fed by the exchanges the updates bring (the server does nothing more for it): the last
   // LIVE_KEEP_S seconds are kept here, the last `span` seconds drawn, following the head
-  // unless paused; redrawn at most every LIVE_DRAW_MS. A row of the feed is one side of an
-  // exchange: a bar ends at its time and starts a round trip (or the timeout) earlier; an
-  // ignored request is a mark where the server received it. Each run's page has the whole
-  // picture, both sides joined.
+  // unless paused; redrawn with the rest of the page (renderAll). A row of the feed is one
+  // side of an exchange: a bar ends at its time and starts a round trip (or the timeout)
+  // earlier; an ignored request is a mark where the server received it. Each run's page
+  // has the whole picture, both sides joined.
   const T = window.pingpongTimeline;
   const LIVE_KEEP_S = 120;
   const LIVE_KEEP = 30000;
-  const LIVE_DRAW_MS = 250;
   const liveTimeline = {
     bars: [],
     byId: new Map(),
     following: true,
     span: 10,
     dirty: false,
-    drawnAt: -Infinity,
-    later: null,
     timeline: null,
 
     init() {
       this.timeline = new T.Timeline($("#live-timeline"), {
+        steadyHeight: true,
         onView: (from, to, byUser) => {
           if (byUser) {
             this.setFollowing(false);
@@ -736,6 +832,7 @@
       this.bars = [];
       this.byId.clear();
       this.dirty = true;
+      if (this.timeline) this.timeline.resetHeight();
     },
 
     bar(e, timeout) {
@@ -780,17 +877,6 @@
 
     render(force = false) {
       if (!this.timeline || (!force && !this.dirty)) return;
-      const wait = LIVE_DRAW_MS - (performance.now() - this.drawnAt);
-      if (!force && wait > 0) {
-        if (!this.later) {
-          this.later = setTimeout(() => {
-            this.later = null;
-            this.render();
-          }, wait);
-        }
-        return;
-      }
-      this.drawnAt = performance.now();
       this.dirty = false;
       this.timeline.setLanes(((store.live && store.live.clients) || []).map((c) => c.client));
       const bars = this.bars;
@@ -815,6 +901,7 @@
         },
       });
       if (!shown.length) this.timeline.setMessage(store.run ? "no exchanges in this window" : "no run yet");
+      this.timeline.flush(); // in this frame, with the rest of the page
     },
   };
   liveTimeline.init();
@@ -823,10 +910,7 @@
   // At most one render a frame, whatever the rate of updates; during a run the charts
   // are redrawn at most every CHARTS_MS (their axes' text is the dearest thing to draw).
   const CHARTS_MS = 500;
-  const FEED_MS = 250; // new rows go in together, at most four times a second
   let renderPending = false;
-  let feedDrawnAt = -Infinity;
-  let feedLater = null;
 
   // A canvas scrolled out of view is not drawn; it catches up when it comes back. (The
   // tables are kept up to date wherever they are: they are read, not only seen.)
@@ -870,6 +954,7 @@
   }
 
   function renderAll(force = false) {
+    feed.render(); // first: it reads the scroll position, and the layout is clean now
     renderStatus();
     renderForm();
     renderCounters();
@@ -880,16 +965,6 @@
       charts.render(store.live, {
         rtt: emptyText("answers"), rates: emptyText("requests"), delays: emptyText("answers"),
       });
-    }
-    if (force || calm || feed.dirty || now - feedDrawnAt >= FEED_MS) {
-      feedDrawnAt = now;
-      feed.render();
-    } else if (!feedLater) {
-      feedLater = setTimeout(() => {
-        feedLater = null;
-        feedDrawnAt = performance.now();
-        feed.render();
-      }, FEED_MS - (now - feedDrawnAt));
     }
     if (inView.has(".live-timeline")) liveTimeline.render(force);
   }

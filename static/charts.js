@@ -107,8 +107,9 @@
       }
       for (const key of ["rtt", "rates", "delays"]) {
         const note = document.querySelector(`#chart-${key}-empty`);
-        note.textContent = empty[key] || "";
-        note.hidden = this[key] !== null;
+        const said = empty[key] || "";
+        if (note.textContent !== said) note.textContent = said;
+        if (note.hidden !== (this[key] !== null)) note.hidden = this[key] !== null;
       }
     },
 

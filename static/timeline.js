@@ -92,7 +92,10 @@
   class Timeline {
     constructor(container, options = {}) {
       this.el = container;
-      this.options = options; // onView(from, to, byUser), onSelect(bar), onKey(key)
+      // onView(from, to, byUser), onSelect(bar), onKey(key); steadyHeight: lanes only grow
+      // (until resetHeight), for a timeline redrawn as it moves: a canvas resized at every
+      // frame is a new canvas at every frame.
+      this.options = options;
       this.canvas = document.createElement("canvas");
       this.canvas.className = "timeline-canvas";
       this.tooltip = document.createElement("div");
@@ -110,6 +113,7 @@
       this.hovered = -1;
       this.selectedId = null;
       this.pending = false;
+      this.frame = 0;
       this.drag = null;
       this.mouse = null; // where the mouse is over the canvas, while it is
       this.width = 0;
@@ -206,7 +210,8 @@
 
     _fit() {
       const rows = Math.max(1, ...(this.rowsPerLane ? this.rowsPerLane.values() : []));
-      this.laneH = Math.min(6 + MAX_ROWS * ROW_H, Math.max(30, 6 + rows * ROW_H));
+      const laneH = Math.min(6 + MAX_ROWS * ROW_H, Math.max(30, 6 + rows * ROW_H));
+      this.laneH = this.options.steadyHeight ? Math.max(this.laneH, laneH) : laneH;
       const height = AXIS_H + Math.max(1, this.lanes.length) * this.laneH + 4;
       if (this.el.style.height !== `${height}px`) {
         this.el.style.height = `${height}px`;
@@ -240,6 +245,11 @@
       }
     }
 
+    resetHeight() {
+      this.laneH = 30;
+      this._fit();
+    }
+
     select(id) {
       this.selectedId = id;
       this.requestDraw();
@@ -259,10 +269,20 @@
     requestDraw() {
       if (this.pending) return;
       this.pending = true;
-      requestAnimationFrame(() => {
+      this.frame = requestAnimationFrame(() => {
         this.pending = false;
         this._draw();
       });
+    }
+
+    // Draw now what requestDraw would draw at the next frame: an owner that renders in an
+    // animation frame of its own has it drawn in that frame, and the page is composited
+    // once, not twice.
+    flush() {
+      if (!this.pending) return;
+      cancelAnimationFrame(this.frame);
+      this.pending = false;
+      this._draw();
     }
 
     _resize() {
@@ -529,7 +549,7 @@
     _tooltip(index, x, y) {
       const tip = this.tooltip;
       if (index < 0) {
-        tip.hidden = true;
+        if (!tip.hidden) tip.hidden = true;
         return;
       }
       const e = this.bar(index);

@@ -42,6 +42,23 @@ SHORT = {
 }  # fmt: skip
 
 
+def wait_attributed(page: Page, row_id: str) -> None:
+    """Until the feed's row ``row_id`` names its client. Only the rows in view are in the
+    page and newer rows push this one down, so the feed is scrolled to keep it in view, as
+    a reader following it would."""
+    page.wait_for_function(
+        """id => {
+            const row = document.querySelector(`#exchanges tr[data-id='${id}']`);
+            if (!row) throw new Error(`row ${id} left the feed before its client was known`);
+            row.scrollIntoView({ block: "center" });
+            return /^client[0-9]+$/.test(row.querySelector(".c-client").textContent);
+        }""",
+        arg=row_id,
+        polling=50,  # not on animation frames: a tab in the background gets none
+        timeout=15_000,
+    )
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
@@ -402,12 +419,7 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
                 polling=50,  # not on animation frames: a tab in the background gets none
                 timeout=15_000,
             ).json_value()
-            tab.wait_for_function(
-                "id => /^client[0-9]+$/.test("
-                "document.querySelector(`#exchanges tr[data-id='${id}'] .c-client`).textContent)",
-                arg=row,
-                polling=50,
-            )
+            wait_attributed(tab, row)
         print(
             f"Ignored rows attributed in both tabs {time.monotonic() - clicked:.1f} s after Start"
         )
@@ -480,11 +492,7 @@ def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path
         assert_no_sideways_scroll(page, ".feed .scroll")
         width = page.evaluate("document.querySelector('.feed thead th:nth-child(2)').offsetWidth")
         row_id = mark.evaluate("el => el.closest('tr').dataset.id")
-        page.wait_for_function(
-            "id => /^client[0-9]+$/.test("
-            "document.querySelector(`#exchanges tr[data-id='${id}'] .c-client`).textContent)",
-            arg=row_id, timeout=15_000,
-        )  # fmt: skip
+        wait_attributed(page, row_id)
         assert width == page.evaluate(
             "document.querySelector('.feed thead th:nth-child(2)').offsetWidth"
         )
