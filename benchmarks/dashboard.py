@@ -155,18 +155,20 @@ def browser_busy(
             metrics = cdp.send("Performance.getMetrics")["metrics"]
             return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
 
-        def busy() -> float:
+        def busy(where: str) -> None:
             busy0, wall0 = task_seconds(), time.monotonic()
             time.sleep(seconds)
             busy1, wall1 = task_seconds(), time.monotonic()
-            return 100 * (busy1 - busy0) / (wall1 - wall0)
+            result[where] = 100 * (busy1 - busy0) / (wall1 - wall0)
+            # How often the page chose to redraw, from what a redraw cost it (static/app.js).
+            result[f"{where}_interval"] = float(page.evaluate("window.pingpongLive.interval"))
 
         started.wait()
         time.sleep(3)  # the run's first exchanges, the charts made
-        result["top"] = busy()
+        busy("top")
         page.evaluate("document.querySelector('.live-timeline').scrollIntoView({block: 'center'})")
         time.sleep(1)  # the canvases that came into view drawn once
-        result["timeline"] = busy()
+        busy("timeline")
         browser.close()
 
 
@@ -287,8 +289,9 @@ def main() -> None:
         if row["browser_pct"] is not None:
             busy = row["browser_pct"]
             print(f"Chromium main thread busy with the live page, {row['viewers']} viewers "
-                  f"(+ the page): {busy['top']:.1f} % at the top of the page, "
-                  f"{busy['timeline']:.1f} % scrolled to the timeline")  # fmt: skip
+                  f"(+ the page): {busy['top']:.1f} % at the top of the page (redrawn every "
+                  f"{busy['top_interval']:.0f} ms), {busy['timeline']:.1f} % scrolled to the "
+                  f"timeline (every {busy['timeline_interval']:.0f} ms)")  # fmt: skip
     for row in rows:
         if row["rss_samples"]:
             print(f"RSS MiB every 30 s, {row['viewers']} viewers: "

@@ -931,9 +931,23 @@
 
   // While a run is active the page is redrawn at most every RENDER_MS: updates come ten
   // times a second and are merged into the store as they come; four redraws a second read
-  // as live and cost less than half as much to paint.
+  // as live and cost less than half as much to paint. A redraw that costs more (a slow or
+  // busy machine, the canvases in view) spaces them out, up to RENDER_MAX_MS, so that
+  // redrawing takes at most RENDER_SHARE of the browser's main thread. A redraw's cost runs
+  // from its frame's start to the end of the browser's own work for it (style, layout,
+  // paint, compositing): a message posted in the frame is handled only after that work.
   const RENDER_MS = 250;
+  const RENDER_MAX_MS = 1000;
+  const RENDER_SHARE = 0.1;
   let renderedAt = -Infinity;
+  const pacing = { cost: 0, interval: RENDER_MS }; // ms, smoothed; read by the benchmark
+  window.pingpongLive = pacing;
+  const afterFrame = new MessageChannel();
+  afterFrame.port1.onmessage = () => {
+    const cost = performance.now() - renderedAt;
+    pacing.cost = pacing.cost ? 0.8 * pacing.cost + 0.2 * cost : cost;
+    pacing.interval = Math.min(RENDER_MAX_MS, Math.max(RENDER_MS, pacing.cost / RENDER_SHARE));
+  };
 
   function scheduleRender(force = false) {
     renderForced = renderForced || force;
@@ -945,8 +959,9 @@
       renderForced = false;
       renderedAt = performance.now();
       renderAll(forced);
+      if (!document.hidden) afterFrame.port2.postMessage(null);
     };
-    const wait = force || !ACTIVE.has(store.state) ? 0 : RENDER_MS - (performance.now() - renderedAt);
+    const wait = force || !ACTIVE.has(store.state) ? 0 : pacing.interval - (performance.now() - renderedAt);
     // A tab in the background gets no animation frames; its page is still kept current.
     const frame = () => (document.hidden ? setTimeout(run, 0) : requestAnimationFrame(run));
     if (wait > 0) setTimeout(frame, wait);

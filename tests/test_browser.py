@@ -423,6 +423,9 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         print(
             f"Ignored rows attributed in both tabs {time.monotonic() - clicked:.1f} s after Start"
         )
+        page.wait_for_function(
+            "Number(document.querySelector('#exchanges-table').getAttribute('aria-rowcount')) > 100"
+        )
         # Stop by keyboard: focus stays on Stop while it stops, then moves to Start.
         page.focus("#stop")
         page.keyboard.press("Enter")
@@ -430,6 +433,19 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         for tab in (page, other):
             tab.wait_for_function("document.querySelector('#state').textContent === 'finished'",
                                   timeout=15_000)  # fmt: skip
+        # The feed keeps its latest rows but puts in the page only those in view: few rows
+        # in all, and scrolled to its end, the oldest, still newest first.
+        feed_rows = int(page.get_attribute("#exchanges-table", "aria-rowcount") or "0") - 1
+        assert page.locator("#exchanges tr").count() < 60 < feed_rows
+        page.eval_on_selector(".feed .scroll", "box => { box.scrollTop = box.scrollHeight; }")
+        page.wait_for_function(
+            "n => document.querySelector('#exchanges tr:last-child').ariaRowIndex === String(n)",
+            arg=feed_rows + 1,
+        )
+        assert page.locator("#exchanges tr").count() < 60
+        times = page.locator("#exchanges td.c-time").all_text_contents()
+        if not (any(t < "00:01" for t in times) and any(t > "23:59" for t in times)):
+            assert times == sorted(times, reverse=True)
         page.wait_for_function("document.activeElement === document.querySelector('#start')")
         assert "stopped on request" in (page.text_content("#stopped-by") or "")
         for tab in (page, other):  # the last settings stay, editable, for the next Start
@@ -505,7 +521,10 @@ def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path
         )
         assert inside
         assert all(inside), inside
-        # Paused, the feed holds back new rows, yet the rows shown follow the filters.
+        # Paused, the feed holds back new rows, yet the rows shown follow the filters. (At
+        # its top: only the rows in view are in the page, and a filter that leaves fewer
+        # rows moves a feed scrolled down back up.)
+        page.eval_on_selector(".feed .scroll", "box => { box.scrollTop = 0; }")
         page.wait_for_selector("#exchanges tr.row-answered")
         page.click("#pause")
         frozen_ids = set(
