@@ -220,10 +220,14 @@
   }
 
   // ---- the shared window ----------------------------------------------------------------
-  // One load at a time: while one is on its way, views only pile up as "load again", and
-  // the latest view is loaded as soon as it is back. Input-to-data times are kept for the
-  // benchmark (window.pingpongRunPage.latencies, ms).
+  // Two loads, each one at a time with the latest view winning. The timeline's (what the
+  // user is moving) goes out at once; the charts' and the table's follow once a view moved
+  // by the user has held still for REST_DELAY_MS: a burst of wheel steps asks the server
+  // for timelines only, and a timeline never waits behind charts and a table. Input-to-
+  // data times are kept for the benchmark (window.pingpongRunPage.latencies, ms).
+  const REST_DELAY_MS = 150;
   const loading = { busy: false, again: false, changedAt: null, latencies: [] };
+  const rest = { busy: false, again: false, timer: null };
   window.pingpongRunPage = loading;
 
   function setView(from, to, byUser) {
@@ -233,7 +237,7 @@
     setText($("#window-label"), `${T.clock(from)} – ${T.clock(to)} (${T.duration(to - from)})`);
     for (const chart of [charts.rtt, charts.rates]) if (chart) chart.redraw(true, false);
     if (byUser) loading.changedAt = performance.now();
-    loadWindow();
+    loadWindow(byUser ? REST_DELAY_MS : 0);
   }
 
   function wholeRun() {
@@ -257,36 +261,43 @@
     if (on) setView(...followView(), false);
   }
 
-  async function loadWindow() {
+  const failed = (error) => {
+    if (!aborted(error)) showStatus("error", error.message);
+  };
+  const windowQuery = () => {
+    const { from, to } = state.view;
+    return `from=${from.toFixed(3)}&to=${to.toFixed(3)}&width=${timeline.pixelWidth()}`;
+  };
+
+  async function loadWindow(restDelay = 0) {
+    clearTimeout(rest.timer); // the charts and table of a view already left behind
+    rest.timer = null;
     if (loading.busy) {
       loading.again = true;
+      loading.restDelay = restDelay;
       return;
     }
     loading.busy = true;
+    loading.restDelay = restDelay;
     try {
       do {
         loading.again = false;
-        await loadView(loading.changedAt);
+        await loadTimeline(loading.changedAt);
       } while (loading.again);
     } finally {
       loading.busy = false;
     }
+    rest.timer = setTimeout(loadRest, loading.restDelay);
   }
 
   const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => resolve()));
 
-  // The timeline first (what the user is moving), then the charts and the table together:
-  // they would otherwise share the server, and the timeline would wait for them.
-  async function loadView(changedAt) {
+  async function loadTimeline(changedAt) {
     if (!state.view) return;
-    const { from, to } = state.view;
-    const width = timeline.pixelWidth();
-    const query = `from=${from.toFixed(3)}&to=${to.toFixed(3)}&width=${width}`;
-    const failed = (error) => {
-      if (!aborted(error)) showStatus("error", error.message);
-    };
     try {
-      const data = await getJSON("timeline", `${api("timeline")}?${query}`);
+      const data = await getJSON("timeline", `${api("timeline")}?${windowQuery()}`);
+      // Drawn even if the view moved on meanwhile (its bars sit at their times in any
+      // view): something to see while the next one loads.
       timeline.setData(data);
       if (!data.count) timeline.setMessage("no exchanges in this window");
       if (changedAt !== null && !loading.again) {
@@ -297,13 +308,33 @@
     } catch (error) {
       failed(error);
     }
-    if (loading.again) return; // the view moved on meanwhile: load that one instead
-    const rest = [getJSON("charts", `${api("charts")}?${query}`).then((data) => charts.render(data))];
-    if (table.filters.window) rest.push(table.load(state.follow ? LAST_PAGE : null));
-    for (const result of await Promise.allSettled(rest)) {
-      if (result.status === "rejected") failed(result.reason);
+  }
+
+  // The charts and the table for the view; the page counts a window loaded (for the
+  // tests: body[data-window-loaded]) once they are in and no newer view is on its way.
+  async function loadRest() {
+    rest.timer = null;
+    if (rest.busy) {
+      rest.again = true;
+      return;
     }
-    document.body.dataset.windowLoaded = String(Number(document.body.dataset.windowLoaded || 0) + 1);
+    rest.busy = true;
+    try {
+      do {
+        rest.again = false;
+        if (!state.view) continue;
+        const work = [getJSON("charts", `${api("charts")}?${windowQuery()}`).then((data) => charts.render(data))];
+        if (table.filters.window) work.push(table.load(state.follow ? LAST_PAGE : null));
+        for (const result of await Promise.allSettled(work)) {
+          if (result.status === "rejected") failed(result.reason);
+        }
+      } while (rest.again);
+    } finally {
+      rest.busy = false;
+    }
+    if (!loading.busy && rest.timer === null) {
+      document.body.dataset.windowLoaded = String(Number(document.body.dataset.windowLoaded || 0) + 1);
+    }
   }
 
   // ---- timeline ---------------------------------------------------------------------------
