@@ -40,7 +40,7 @@ import os
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,8 @@ from pingpong.core.logformat import (
 )
 from pingpong.core.protocol import Keepalive, Ping, Pong
 from pingpong.core.settings import RunSettings, SettingsErrors, SimulatedRunSettings
+
+from .lanecounts import window_counts
 
 __all__ = [
     "INDEX_NAME",
@@ -1151,42 +1153,7 @@ class RunIndex:
         step = next((s for s in _STEPS if s >= wanted), _STEPS[-1])
         first = math.floor(start / step) * step
         buckets = max(1, math.ceil((end - first) / step))
-        stop = first + buckets * step
-        settled = _meta(self.db).get("settled", 0)
-        counts: dict[str, dict[str, list[int]]] = {}
-
-        def add(rows: Iterable[Sequence[int]]) -> None:
-            for bucket, lane, *numbers in rows:
-                series = counts.setdefault(str(lane) if lane else "server", {})
-                for outcome, n in zip(OUTCOMES, numbers, strict=True):
-                    if n:
-                        series.setdefault(outcome, [0] * buckets)[bucket] += n
-
-        sums = "sum(answered), sum(timed_out), sum(ignored), sum(late), sum(keepalive)"
-        # Whole tens of seconds from the tens, the seconds around them, then what is not
-        # settled yet (a live run's last few seconds) from the rows themselves.
-        tens_end = min(settled, stop) // 10 * 10 if step % 10 == 0 else first
-        if tens_end > first:
-            add(self.db.execute(
-                f"SELECT (ten * 10 - ?) / ? AS b, client, {sums} FROM lane_tens "
-                "WHERE ten >= ? AND ten < ? GROUP BY b, client",
-                (first, step, first // 10, tens_end // 10),
-            ))  # fmt: skip
-        add(self.db.execute(
-            f"SELECT (second - ?) / ? AS b, client, {sums} FROM lane_seconds "
-            "WHERE second >= ? AND second < ? GROUP BY b, client",
-            (first, step, max(first, tens_end), min(settled, stop)),
-        ))  # fmt: skip
-        tail = []
-        for bucket, lane, outcome, n in self.db.execute(
-            "SELECT CAST((t - ?) / ? AS INTEGER) AS b, coalesce(client, 0) AS lane, outcome, "
-            "count(*) FROM exchanges WHERE t >= ? AND t < ? GROUP BY b, lane, outcome",
-            (first, step, max(first, settled), stop),
-        ):
-            numbers = [0] * len(OUTCOMES)
-            numbers[outcome] = n
-            tail.append((bucket, lane, *numbers))
-        add(tail)
+        counts = window_counts(self.db, self.path, _meta(self.db), first, step, buckets, OUTCOMES)
         return {
             "mode": "counts",
             "from": first,

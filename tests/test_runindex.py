@@ -7,6 +7,7 @@ import itertools
 import json
 import math
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from app import runindex
+from app import lanecounts, runindex
 from app.runindex import (
     OUTCOMES,
     Filter,
@@ -554,3 +555,50 @@ def test_a_simulated_run_reads_as_the_checker_reads_it(tmp_path: Path) -> None:
     update(folder, final=True)
     assert_matches_checker(folder, 300)
     assert rows(folder, "SELECT count(*) FROM exchanges WHERE outcome = 1")[0][0] > 0
+
+
+def test_a_finished_runs_wide_windows_are_slices_of_its_whole_counts(
+    midnight_run: Path, tmp_path: Path
+) -> None:
+    """Every window, inside the run or over its edges, counts as a scan of the index for
+    that window would; a rebuilt index is read again, and a live one is never kept."""
+    folder = tmp_path / midnight_run.name
+    shutil.copytree(midnight_run, folder)
+    update(folder, final=True)
+    path = index_path(folder)
+    rng = random.Random(3)
+    with RunIndex(folder) as index:
+        meta = runindex._meta(index.db)
+        assert meta["complete"]
+        lanecounts._kept.clear()
+        for _ in range(60):
+            step = rng.choice([1, 2, 5, 10, 20, 30])
+            first = math.floor((meta["first"] + rng.uniform(-30, 50)) / step) * step
+            buckets = rng.randint(1, 40)
+            sliced = lanecounts.window_counts(index.db, path, meta, first, step, buckets, OUTCOMES)
+            scanned = lanecounts.lane_counts(
+                index.db, first, step, buckets, meta["settled"], OUTCOMES
+            )
+            assert sliced == scanned, (first, step, buckets)
+        assert {key[-1] for key in lanecounts._kept} == {1, 2, 5, 10, 20, 30}
+        kept = len(lanecounts._kept)
+    # The same run indexed anew: another file, counted again.
+    path.unlink()
+    update(folder, final=True)
+    with RunIndex(folder) as index:
+        meta = runindex._meta(index.db)
+        lanecounts.window_counts(index.db, path, meta, meta["settled"] - 20, 10, 2, OUTCOMES)
+    assert len(lanecounts._kept) == kept + 1
+    # A live index changes as it grows: counted each time, never kept.
+    live = tmp_path / "2026-12-31_23-59-41"
+    copy_growing(midnight_run, live, 0.6)
+    update(live, final=False)
+    lanecounts._kept.clear()
+    with RunIndex(live) as index:
+        meta = runindex._meta(index.db)
+        assert not meta["complete"]
+        counts = lanecounts.window_counts(
+            index.db, index_path(live), meta, meta["settled"] - 20, 1, 30, OUTCOMES
+        )
+        assert sum(counts["1"]["answered"]) > 0
+    assert not lanecounts._kept
