@@ -2,14 +2,13 @@
 
 They come from a run index's totals per second and per ten seconds (``lane_seconds``,
 ``lane_tens``) and, for a live run's last seconds not settled yet, from its rows. For a
-finished run they cannot change: the counts of the whole run at a bucket size are read
-once and kept (a few at a time), and each window is a slice of them, so that zooming and
-panning over an hour of exchanges costs a slice, not a scan of the index.
+finished run they cannot change: they are read once, in tiles of a few hundred buckets
+kept for the next window, so that zooming and panning over an hour of exchanges costs a
+few slices, not a scan of the index each time.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import threading
@@ -22,9 +21,6 @@ __all__ = ["Counts", "lane_counts", "window_counts"]
 
 # lane ("1", "2", …, "server") -> outcome -> exchanges per bucket
 Counts = dict[str, dict[str, list[int]]]
-
-_KEPT = 16  # whole-run counts kept, the least recently used dropped first
-_MAX_CELLS = 2_000_000  # buckets × lanes × outcomes of one whole run, beyond which none is kept
 
 _SUMS = "sum(answered), sum(timed_out), sum(ignored), sum(late), sum(keepalive)"
 
@@ -75,29 +71,10 @@ def lane_counts(
     return counts
 
 
-class _WholeRun:
-    """The counts of a whole finished run at one bucket size, from the bucket at ``first``."""
+_TILE = 256  # buckets per tile: a window of a few hundred pixels touches two or three
+_KEPT = 128  # tiles kept, the least recently used dropped first
 
-    def __init__(self, first: int, counts: Counts) -> None:
-        self.first = first
-        self.counts = counts
-
-    def window(self, first: int, step: int, buckets: int) -> Counts:
-        offset = (first - self.first) // step
-        low, high = max(0, offset), max(0, offset + buckets)
-        before = [0] * (low - offset)
-        out: Counts = {}
-        for lane, series in self.counts.items():
-            for outcome, values in series.items():
-                part = values[low:high]
-                if any(part):
-                    window = before + part
-                    window += [0] * (buckets - len(window))
-                    out.setdefault(lane, {})[outcome] = window
-        return out
-
-
-_kept: OrderedDict[tuple[str, int, int, int, int], _WholeRun] = OrderedDict()
+_kept: OrderedDict[tuple[str, int, int, int, int, int], Counts] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -110,29 +87,36 @@ def window_counts(
     buckets: int,
     outcomes: Sequence[str],
 ) -> Counts:
-    """Counts of a window (as :func:`lane_counts`), sliced from the whole run's when the
-    index is complete (its run has ended); ``meta`` is the index's."""
+    """Counts of a window (as :func:`lane_counts`). When the index is complete (its run
+    has ended) they are put together from tiles of _TILE buckets, each read once and kept;
+    ``meta`` is the index's."""
     settled = int(meta.get("settled") or 0)
-    run_first, run_last = meta.get("first"), meta.get("last")
-    if not meta.get("complete") or run_first is None or run_last is None:
-        return lane_counts(db, first, step, buckets, settled, outcomes)
-    whole_first = math.floor(run_first / step) * step
-    whole_buckets = max(1, math.ceil((math.floor(run_last) + 1 - whole_first) / step))
-    lanes = db.execute("SELECT count(DISTINCT client) FROM lane_seconds").fetchone()[0]
-    if whole_buckets * max(1, lanes) * len(outcomes) > _MAX_CELLS:
+    if not meta.get("complete"):
         return lane_counts(db, first, step, buckets, settled, outcomes)
     # The file itself names the version: a rebuilt index is a new file.
     stat = os.stat(path)
-    key = (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size, step)
-    with _lock:
-        whole = _kept.get(key)
-        if whole is not None:
-            _kept.move_to_end(key)
-    if whole is None:
-        counts = lane_counts(db, whole_first, step, whole_buckets, settled, outcomes)
-        whole = _WholeRun(whole_first, counts)
+    version = (str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size, step)
+    low = first // step  # the window's buckets, numbered from the epoch
+    high = low + buckets
+    out: Counts = {}
+    for tile in range(low // _TILE, (high - 1) // _TILE + 1):
+        key = (*version, tile)
         with _lock:
-            _kept[key] = whole
-            while len(_kept) > _KEPT:
-                _kept.popitem(last=False)
-    return whole.window(first, step, buckets)
+            counts = _kept.get(key)
+            if counts is not None:
+                _kept.move_to_end(key)
+        if counts is None:
+            counts = lane_counts(db, tile * _TILE * step, step, _TILE, settled, outcomes)
+            with _lock:
+                _kept[key] = counts
+                while len(_kept) > _KEPT:
+                    _kept.popitem(last=False)
+        # This tile's part of the window.
+        start, stop = max(low, tile * _TILE), min(high, (tile + 1) * _TILE)
+        for lane, series in counts.items():
+            for outcome, values in series.items():
+                part = values[start - tile * _TILE : stop - tile * _TILE]
+                if any(part):
+                    window = out.setdefault(lane, {}).setdefault(outcome, [0] * buckets)
+                    window[start - low : stop - low] = part
+    return out
