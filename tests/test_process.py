@@ -45,6 +45,35 @@ def test_a_child_that_overstays_is_killed(tmp_path: Path) -> None:
     assert child.describe()["state"] == "exited"
 
 
+def test_a_second_kill_sends_nothing(tmp_path: Path) -> None:
+    # A second Ctrl+C kills every child, then the shutdown kills them again. A second
+    # signal polls the child first, which could reap it before asyncio's watcher does;
+    # asyncio then reports exit code 255 and the kill is not seen (a CI run showed it).
+    async def scenario() -> tuple[ChildProcess, int]:
+        child = ChildProcess("server", [sys.executable, "-c", IGNORES_STDIN], tmp_path)
+        await child.spawn()
+        assert child.process is not None
+        sent = 0
+        kill = child.process.kill
+
+        def counted() -> None:
+            nonlocal sent
+            sent += 1
+            kill()
+
+        child.process.kill = counted  # type: ignore[method-assign]
+        child.kill()
+        child.kill()
+        await child.wait(10)
+        child.kill()
+        return child, sent
+
+    child, sent = run(scenario())
+    assert sent == 1
+    assert child.killed
+    assert child.exit_code == -9
+
+
 def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     assert tail(tmp_path / "nope.err") == ""
     (tmp_path / "big.err").write_text("x" * 5000 + "END")

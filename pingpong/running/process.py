@@ -140,8 +140,12 @@ class ChildProcess:
 
         It counts as killed only if the kill is what ended it: a process that had already
         exited on its own, but was not yet reaped, keeps its own exit code and is not.
+
+        Only one kill is sent (a second Ctrl+C, then the shutdown, both kill): sending a
+        signal polls the process first, and that poll could reap a child the first kill
+        had just ended before asyncio's watcher did, which then reports exit code 255.
         """
-        if self.process is not None and self.process.returncode is None:
+        if self.process is not None and self.process.returncode is None and not self.kill_sent:
             self.kill_sent = True
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
