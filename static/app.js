@@ -571,7 +571,10 @@
         // New rows are held back; the rows already shown still follow the filters.
         const last = this.frozen.length ? this.frozen[this.frozen.length - 1].id : -1;
         const held = all.filter((e) => e.id > last && this.matches(e)).length;
-        setText($("#held-back"), held ? `${held} new ${held === 1 ? "row" : "rows"} held back` : "no new rows yet");
+        // Exchange ids run on without a gap: one missing from the latest MAX_EXCHANGES
+        // means more came than are kept here, so the count is a floor.
+        const more = all.length && all[0].id > last + 1 ? "+" : "";
+        setText($("#held-back"), held ? `${held}${more} new ${held === 1 && !more ? "row" : "rows"} held back` : "no new rows yet");
         if (!this.dirty) return;
       } else {
         setText($("#held-back"), "");
@@ -586,19 +589,35 @@
         const fresh = all.filter((e) => e.id > this.rendered && this.matches(e));
         if (!fresh.length) return;
         fresh.sort(byTime);
+        // Scrolled down to read, the rows being read stay where they are as newer ones
+        // come in above them (the browser's own scroll anchoring is off: see app.css).
+        const top = this.scroller.scrollTop;
+        const read = this.rowHeight && top > this.headerHeight
+          ? this.rows[Math.floor((top - this.headerHeight) / this.rowHeight)] : undefined;
+        const before = read ? this.rows.indexOf(read) : -1;
         // A fresh row may be older (by its time) than some already there: put it in place.
         const inOrder = !this.rows.length || byTime(fresh[fresh.length - 1], this.rows[0]) <= 0;
         this.rows = fresh.concat(this.rows);
         if (!inOrder) this.rows.sort(byTime);
         this.rows.length = Math.min(this.rows.length, MAX_EXCHANGES);
+        const after = read ? this.rows.indexOf(read) : -1;
+        if (before >= 0 && after > before) {
+          const moved = top + (after - before) * this.rowHeight;
+          this.rendered = newest;
+          this.drawn = "";
+          this.draw(moved); // the spacers first, so that the box can scroll that far
+          this.scroller.scrollTop = moved;
+          return;
+        }
       }
       this.rendered = newest;
       this.drawn = "";
       this.draw();
     },
 
-    // The rows in view, from the scroll position; called on render, scroll and resize.
-    draw() {
+    // The rows in view, from the scroll position (or the one it is about to have); called
+    // on render, scroll and resize.
+    draw(scrollTop = this.scroller.scrollTop) {
       const rows = this.rows;
       const body = this.body;
       setAttr($("#exchanges-table"), "aria-rowcount", String(rows.length + 1));
@@ -616,7 +635,7 @@
       const height = this.rowHeight || 24;
       // Read first thing in a frame (renderAll draws the feed first), the layout is clean
       // and this costs nothing.
-      const top = Math.max(0, this.scroller.scrollTop - this.headerHeight);
+      const top = Math.max(0, scrollTop - this.headerHeight);
       const count = Math.ceil(this.viewHeight / height) + 2 * FEED_OVERSCAN;
       // A scroll position from before the rows were fewer (a filter): the last rows then.
       const first = Math.max(0, Math.min(Math.floor(top / height) - FEED_OVERSCAN, rows.length - count));

@@ -95,7 +95,10 @@
     $("#run-error").textContent = run.error || "";
     const processes = run.processes || [];
     const failed = processes.filter((p) => p.exit_code !== 0 && p.exit_code !== null).length;
-    setText($("#processes-summary"), `Processes (${processes.length}${failed ? `, ${failed} failed` : ", all exited 0"})`);
+    const running = processes.filter((p) => p.state === "running").length;
+    const clean = processes.length && processes.every((p) => p.exit_code === 0);
+    const how = failed ? `, ${failed} failed` : running ? `, ${running} running` : clean ? ", all exited 0" : "";
+    setText($("#processes-summary"), `Processes (${processes.length}${how})`);
     if (!renderRun.folded) { // many processes fold away, once: the user may open them
       renderRun.folded = true;
       $("#processes-box").open = processes.length <= 6 || failed > 0;
@@ -324,7 +327,12 @@
         rest.again = false;
         if (!state.view) continue;
         const work = [getJSON("charts", `${api("charts")}?${windowQuery()}`).then((data) => charts.render(data))];
-        if (table.filters.window) work.push(table.load(state.follow ? LAST_PAGE : null));
+        if (table.filters.window) {
+          const around = table.around; // the exchange the window moved to (showAround)
+          table.around = null;
+          const cursor = around ? table.cursorAt(around) : state.follow ? LAST_PAGE : null;
+          work.push(table.load(cursor).then(() => around && table.reveal(around.id)));
+        }
         for (const result of await Promise.allSettled(work)) {
           if (result.status === "rejected") failed(result.reason);
         }
@@ -470,6 +478,7 @@
     page: null,
     cursor: null,
     highlight: null,
+    around: null, // an exchange the window moved to, for the next load to open the table at
 
     query() {
       const params = new URLSearchParams();
@@ -506,15 +515,23 @@
     showAround(exchange) {
       this.highlight = exchange.id;
       const inWindow = !state.view || (exchange.t >= state.view.from && exchange.t < state.view.to);
-      if (!inWindow) {
-        $("#table-window").checked = false;
-        this.filters.window = false;
+      if (!inWindow && this.filters.window) {
+        // A bar that began before the window (it reaches into it): the window moves to
+        // take it in, and the table, which follows the window, finds it there.
+        const span = state.view.to - state.view.from;
+        this.around = exchange;
+        setView(exchange.t - span * 0.05, exchange.t + span * 0.95, true);
+        return;
       }
-      // From half a millisecond before it: its time may have crossed JSON as a rounded float.
-      this.load(`after:${exchange.t - 0.0005}:0`).then(() => {
-        const row = $(`#table-rows tr[data-id="${exchange.id}"]`);
-        if (row) row.scrollIntoView({ block: "nearest" });
-      });
+      this.load(this.cursorAt(exchange)).then(() => this.reveal(exchange.id));
+    },
+
+    // From half a millisecond before it: its time may have crossed JSON as a rounded float.
+    cursorAt: (exchange) => `after:${exchange.t - 0.0005}:0`,
+
+    reveal(id) {
+      const row = $(`#table-rows tr[data-id="${id}"]`);
+      if (row) row.scrollIntoView({ block: "nearest" });
     },
 
     render(page) {

@@ -42,21 +42,37 @@ SHORT = {
 }  # fmt: skip
 
 
+def keep_in_view(page: Page, row_id: str) -> None:
+    """Keep the feed's row ``row_id`` in view, as a reader following it would: only the
+    rows in view are in the page, and until the feed is scrolled down newer rows push
+    this one down (scrolled down, the feed holds the rows read in place)."""
+    page.evaluate(
+        """id => {
+            clearInterval(window.keepInView);
+            window.keepInView = setInterval(() => {
+                const row = document.querySelector(`#exchanges tr[data-id='${id}']`);
+                if (row) row.scrollIntoView({ block: "center" });
+                else window.keepInViewLost = id;
+            }, 20);
+        }""",
+        row_id,
+    )
+
+
 def wait_attributed(page: Page, row_id: str) -> None:
-    """Until the feed's row ``row_id`` names its client. Only the rows in view are in the
-    page and newer rows push this one down, so the feed is scrolled to keep it in view, as
-    a reader following it would."""
+    """Until the feed's row ``row_id``, kept in view, names its client."""
+    keep_in_view(page, row_id)
     page.wait_for_function(
         """id => {
+            if (window.keepInViewLost === id) throw new Error(`row ${id} left the feed`);
             const row = document.querySelector(`#exchanges tr[data-id='${id}']`);
-            if (!row) throw new Error(`row ${id} left the feed before its client was known`);
-            row.scrollIntoView({ block: "center" });
-            return /^client[0-9]+$/.test(row.querySelector(".c-client").textContent);
+            return row && /^client[0-9]+$/.test(row.querySelector(".c-client").textContent);
         }""",
         arg=row_id,
         polling=50,  # not on animation frames: a tab in the background gets none
         timeout=15_000,
     )
+    page.evaluate("clearInterval(window.keepInView)")
 
 
 @pytest.fixture(scope="module")
@@ -391,7 +407,8 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         )
         assert page.inner_html("#exchanges") == frozen
         page.wait_for_function(
-            "/^[0-9]+ new rows? held back$/.test(document.querySelector('#held-back').textContent)"
+            "/^[0-9]+\\+? new rows? held back$/"  # a floor (+) once more came than are kept
+            ".test(document.querySelector('#held-back').textContent)"
         )
         page.click("#pause")
         assert page.text_content("#held-back") == ""
@@ -443,6 +460,29 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
             arg=feed_rows + 1,
         )
         assert page.locator("#exchanges tr").count() < 60
+        # Every row exactly as high as the others: the spacers are counted in rows.
+        heights = page.locator("#exchanges tr").evaluate_all(
+            "rows => rows.map(r => r.getBoundingClientRect().height)"
+        )
+        assert len(set(heights)) == 1, heights
+        # Scrolled somewhere, it stays there: the rows drawn in as it scrolls must not move
+        # it further (the browser's scroll anchoring did, to the end of the feed).
+        for top in (300, 1000, 300):
+            settled = page.evaluate(
+                """async top => {
+                    const box = document.querySelector(".feed .scroll");
+                    box.scrollTop = top;
+                    for (let i = 0; i < 5; i++) await new Promise(requestAnimationFrame);
+                    return box.scrollTop;
+                }""",
+                top,
+            )
+            assert settled == top
+        page.eval_on_selector(".feed .scroll", "box => { box.scrollTop = box.scrollHeight; }")
+        page.wait_for_function(
+            "n => document.querySelector('#exchanges tr:last-child').ariaRowIndex === String(n)",
+            arg=feed_rows + 1,
+        )
         times = page.locator("#exchanges td.c-time").all_text_contents()
         if not (any(t < "00:01" for t in times) and any(t > "23:59" for t in times)):
             assert times == sorted(times, reverse=True)
@@ -501,6 +541,7 @@ def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path
         assert page.get_attribute("#reset", "aria-disabled") == "true"  # the run's settings
         mark = page.wait_for_selector("#exchanges tr.row-ignored .unattributed", timeout=15_000)
         assert mark is not None
+        keep_in_view(page, mark.evaluate("el => el.closest('tr').dataset.id"))
         assert mark.text_content() == "client?"
         assert "not yet attributed" in (mark.get_attribute("title") or "")
         # At 1280 px the outcome stays inside the panel, and the client column keeps its
@@ -534,7 +575,8 @@ def test_pause_filters_columns_stopping_and_a_restart(browser: Browser, tmp_path
         assert page.locator("#exchanges tr.row-answered").count() == 0
         assert page.locator("#exchanges tr.row-ignored").count() > 0
         page.wait_for_function(
-            "/^[0-9]+ new rows? held back$/.test(document.querySelector('#held-back').textContent)"
+            "/^[0-9]+\\+? new rows? held back$/"  # a floor (+) once more came than are kept
+            ".test(document.querySelector('#held-back').textContent)"
         )
         page.check('input[name=outcome][value="answered"]')
         assert page.locator("#exchanges tr.row-answered").count() > 0

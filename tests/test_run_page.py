@@ -188,6 +188,44 @@ def test_a_bar_clicked_is_found_in_the_table(browser: Browser, dashboard: Dashbo
     page.close()
 
 
+def test_a_bar_that_began_before_the_window_moves_the_window_to_it(
+    browser: Browser, dashboard: Dashboard
+) -> None:
+    page, watch = open_run(browser, dashboard, OTHER)
+    box = page.locator("#timeline canvas").bounding_box()
+    assert box is not None
+    loaded = loads(page)
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 40)
+    for _ in range(12):  # a window shorter than a round trip
+        page.mouse.wheel(0, -400)
+    page.wait_for_function(f"Number(document.body.dataset.windowLoaded) > {loaded}")
+    before = page.text_content("#window-label") or ""
+    start = before.split(" – ")[0]
+    # A bar at the window's left edge: it was sent before the window begins.
+    tip = ""
+    for dy in range(4, 60, 3):
+        page.mouse.move(box["x"] + 76, box["y"] + 22 + dy)
+        if page.locator(".timeline-tooltip").is_visible():
+            tip = page.locator(".timeline-tooltip").inner_text()
+            if (sent := re.search(r"client sent\s+(\S+)", tip)) and sent[1] < start:
+                break
+    else:
+        pytest.skip(f"no bar sent before the window at its edge ({before!r})")
+    request = re.search(r"request (\d+)", tip)
+    loaded = loads(page)
+    page.mouse.down()
+    page.mouse.up()
+    page.wait_for_function(f"Number(document.body.dataset.windowLoaded) > {loaded}")
+    page.wait_for_selector("#table-rows tr.selected")
+    # The table still follows the window, which moved to take the bar in.
+    assert page.is_checked("#table-window")
+    assert page.text_content("#window-label") != before
+    if request:
+        assert page.locator("#table-rows tr.selected td").nth(2).text_content() == request[1]
+    assert real(watch.problems) == []
+    page.close()
+
+
 def test_a_finding_links_to_the_line_it_cites(browser: Browser, dashboard: Dashboard) -> None:
     page, watch = open_run(browser, dashboard, FAILED)
     assert "fail" in (page.text_content("#verdict") or "")
@@ -276,6 +314,8 @@ def test_a_live_run_page_follows_the_run_then_stays(
     page.wait_for_function(
         f"Number(document.querySelector('[data-counter=requests]').textContent) > {before}"
     )
+    # Its processes are running, not "all exited 0".
+    assert page.text_content("#processes-summary") == "Processes (3, 3 running)"
     # Pausing the follow: a pan stops it; End follows the head again.
     page.locator("#timeline").focus()
     page.keyboard.press("ArrowLeft")
@@ -288,6 +328,9 @@ def test_a_live_run_page_follows_the_run_then_stays(
         "['pass', 'fail'].some(w => document.querySelector('#verdict').textContent.startsWith(w))"
     )
     assert page.text_content("#state") in ("finished", "failed")
+    page.wait_for_function(
+        "document.querySelector('#processes-summary').textContent === 'Processes (3, all exited 0)'"
+    )
     assert page.is_hidden("#follow")
     final = page.text_content("[data-counter=requests]")
     overview = dashboard.request("GET", f"/api/runs/{run['id']}/overview")[1]
