@@ -480,6 +480,7 @@
   const FEED_OVERSCAN = 6; // rows drawn beyond each edge of the view: a scroll shows no gap
   const feed = {
     paused: false,
+    held: false, // paused by scrolling down (followScroll), not by the button
     frozen: [], // while paused: copies of the exchanges there were when Pause was pressed
     client: "",
     outcomes: new Set(["answered", "ignored", "timed out", "late", "keepalive"]),
@@ -541,7 +542,11 @@
     // An ignored request's client became known: its row says so (or, under a client
     // filter, the rows are chosen again).
     attributed(id, client) {
-      if (this.paused) return; // paused rows stay still; Resume rebuilds them
+      if (this.paused && !this.held) return; // paused rows stay still; Resume rebuilds them
+      if (this.held) { // held by scrolling: the row being read learns its client
+        const kept = this.frozen.find((e) => e.id === id);
+        if (kept) kept.client = client;
+      }
       if (this.client !== "") { // the rows are chosen again at the next render
         this.dirty = true;
         return;
@@ -550,11 +555,27 @@
       if (row) row.cells[1].textContent = `client${client}`;
     },
 
-    pause(paused) {
+    // Pause holds new rows back (and Resume lets them in, at the top). ``held``: paused by
+    // scrolling down during a run, to read; back at the top, the feed follows again.
+    pause(paused, held = false) {
       this.paused = paused;
-      this.frozen = paused ? ((store.live && store.live.exchanges) || []).map((e) => ({ ...e })) : [];
+      this.held = paused && held;
+      const shown = ((store.live && store.live.exchanges) || []).filter((e) => e.id <= this.rendered);
+      this.frozen = paused ? shown.map((e) => ({ ...e })) : [];
+      const button = $("#pause");
+      button.textContent = paused ? "Resume" : "Pause";
+      button.setAttribute("aria-pressed", String(paused));
       this.dirty = true;
       this.render();
+    },
+
+    // Called on scroll: scrolled down during a run holds the rows; back at the top lets
+    // the new ones in. (Without this, at hundreds of rows a second those being read would
+    // be replaced under the reader several times a second.)
+    followScroll() {
+      const away = this.scroller.scrollTop > Math.max(4, this.headerHeight / 2);
+      if (away && !this.paused && ACTIVE.has(store.state)) this.pause(true, true);
+      else if (!away && this.held) this.pause(false);
     },
 
     render() {
@@ -589,35 +610,19 @@
         const fresh = all.filter((e) => e.id > this.rendered && this.matches(e));
         if (!fresh.length) return;
         fresh.sort(byTime);
-        // Scrolled down to read, the rows being read stay where they are as newer ones
-        // come in above them (the browser's own scroll anchoring is off: see app.css).
-        const top = this.scroller.scrollTop;
-        const read = this.rowHeight && top > this.headerHeight
-          ? this.rows[Math.floor((top - this.headerHeight) / this.rowHeight)] : undefined;
-        const before = read ? this.rows.indexOf(read) : -1;
         // A fresh row may be older (by its time) than some already there: put it in place.
         const inOrder = !this.rows.length || byTime(fresh[fresh.length - 1], this.rows[0]) <= 0;
         this.rows = fresh.concat(this.rows);
         if (!inOrder) this.rows.sort(byTime);
         this.rows.length = Math.min(this.rows.length, MAX_EXCHANGES);
-        const after = read ? this.rows.indexOf(read) : -1;
-        if (before >= 0 && after > before) {
-          const moved = top + (after - before) * this.rowHeight;
-          this.rendered = newest;
-          this.drawn = "";
-          this.draw(moved); // the spacers first, so that the box can scroll that far
-          this.scroller.scrollTop = moved;
-          return;
-        }
       }
       this.rendered = newest;
       this.drawn = "";
       this.draw();
     },
 
-    // The rows in view, from the scroll position (or the one it is about to have); called
-    // on render, scroll and resize.
-    draw(scrollTop = this.scroller.scrollTop) {
+    // The rows in view, from the scroll position; called on render, scroll and resize.
+    draw() {
       const rows = this.rows;
       const body = this.body;
       setAttr($("#exchanges-table"), "aria-rowcount", String(rows.length + 1));
@@ -635,7 +640,7 @@
       const height = this.rowHeight || 24;
       // Read first thing in a frame (renderAll draws the feed first), the layout is clean
       // and this costs nothing.
-      const top = Math.max(0, scrollTop - this.headerHeight);
+      const top = Math.max(0, this.scroller.scrollTop - this.headerHeight);
       const count = Math.ceil(this.viewHeight / height) + 2 * FEED_OVERSCAN;
       // A scroll position from before the rows were fewer (a filter): the last rows then.
       const first = Math.max(0, Math.min(Math.floor(top / height) - FEED_OVERSCAN, rows.length - count));
@@ -672,6 +677,7 @@
   };
   let feedScrollPending = false;
   feed.scroller.addEventListener("scroll", () => {
+    feed.followScroll();
     if (feedScrollPending) return;
     feedScrollPending = true;
     requestAnimationFrame(() => {
@@ -701,11 +707,11 @@
       feed.render();
     });
   }
-  $("#pause").addEventListener("click", (event) => {
+  $("#pause").addEventListener("click", () => {
     const paused = !feed.paused;
-    event.target.textContent = paused ? "Resume" : "Pause";
-    event.target.setAttribute("aria-pressed", String(paused));
     feed.pause(paused);
+    // Resumed: the newest rows are at the top, and the feed follows them from there.
+    if (!paused && feed.scroller.scrollTop > 0) feed.scroller.scrollTop = 0;
   });
 
   // ---- rendering: history -----------------------------------------------------------------

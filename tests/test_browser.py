@@ -44,8 +44,9 @@ SHORT = {
 
 def keep_in_view(page: Page, row_id: str) -> None:
     """Keep the feed's row ``row_id`` in view, as a reader following it would: only the
-    rows in view are in the page, and until the feed is scrolled down newer rows push
-    this one down (scrolled down, the feed holds the rows read in place)."""
+    rows in view are in the page, and at the top of the feed newer rows push this one
+    down (scrolled down during a run, the feed holds its rows until it is back at the
+    top)."""
     page.evaluate(
         """id => {
             clearInterval(window.keepInView);
@@ -60,7 +61,8 @@ def keep_in_view(page: Page, row_id: str) -> None:
 
 
 def wait_attributed(page: Page, row_id: str) -> None:
-    """Until the feed's row ``row_id``, kept in view, names its client."""
+    """Until the feed's row ``row_id``, kept in view, names its client; then back to the
+    top of the feed, which follows the newest rows again."""
     keep_in_view(page, row_id)
     page.wait_for_function(
         """id => {
@@ -72,7 +74,13 @@ def wait_attributed(page: Page, row_id: str) -> None:
         polling=50,  # not on animation frames: a tab in the background gets none
         timeout=15_000,
     )
-    page.evaluate("clearInterval(window.keepInView)")
+    page.evaluate(
+        """() => {
+            clearInterval(window.keepInView);
+            document.querySelector(".feed .scroll").scrollTop = 0;
+        }"""
+    )
+    page.wait_for_function("document.querySelector('#pause').textContent === 'Pause'")
 
 
 @pytest.fixture(scope="module")
@@ -440,6 +448,24 @@ def test_watch_a_run_live_in_two_tabs(browser: Browser, tmp_path: Path) -> None:
         print(
             f"Ignored rows attributed in both tabs {time.monotonic() - clicked:.1f} s after Start"
         )
+        # Scrolled down during a run, the feed holds its rows for reading (it says how many
+        # it holds back); back at the top it follows the newest again.
+        page.eval_on_selector(".feed .scroll", "box => { box.scrollTop = 200; }")
+        page.wait_for_function("document.querySelector('#pause').textContent === 'Resume'")
+        assert page.get_attribute("#pause", "aria-pressed") == "true"
+        held = page.locator("#exchanges tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
+        page.wait_for_function(
+            "/^[0-9]+\\+? new rows? held back$/"
+            ".test(document.querySelector('#held-back').textContent)"
+        )
+        assert page.locator("#exchanges tr").evaluate_all("rs => rs.map(r => r.dataset.id)") == held
+        newest = max(int(i) for i in held)
+        page.eval_on_selector(".feed .scroll", "box => { box.scrollTop = 0; }")
+        page.wait_for_function("document.querySelector('#pause').textContent === 'Pause'")
+        page.wait_for_function(
+            "n => Number(document.querySelector('#exchanges tr').dataset.id) > n", arg=newest
+        )
+        assert page.text_content("#held-back") == ""
         page.wait_for_function(
             "Number(document.querySelector('#exchanges-table').getAttribute('aria-rowcount')) > 100"
         )
