@@ -575,7 +575,10 @@
         const box = this._barBox(i);
         if (y < box.y - 1 || y > box.y + box.h + 1) continue;
         const distance = x < box.x0 ? box.x0 - x : x > box.x1 ? x - box.x1 : 0;
-        if (distance < bestDistance || (distance === 0 && bestDistance === 0 && bars.row[i] < 0)) {
+        // Where bars overlap (more requests in flight than a lane has rows), the one drawn
+        // last, on top, is the one seen under the mouse: by outcome, then by order.
+        const onTop = best < 0 || bars.kind[i] > bars.kind[best] || (bars.kind[i] === bars.kind[best] && i > best);
+        if (distance < bestDistance || (distance === 0 && bestDistance === 0 && onTop)) {
           best = i;
           bestDistance = distance;
         }

@@ -226,6 +226,43 @@ def test_a_bar_that_began_before_the_window_moves_the_window_to_it(
     page.close()
 
 
+def test_of_overlapping_bars_the_one_on_top_is_hit(browser: Browser, dashboard: Dashboard) -> None:
+    """Seven requests of one client in flight at once: the seventh shares a row with the
+    first, drawn over it; a point on both hits the seventh, the one seen there."""
+    page, watch = open_run(browser, dashboard, OTHER)
+    hit = page.evaluate(
+        """() => {
+            const T = window.pingpongTimeline;
+            const el = document.createElement("div");
+            el.style.width = "700px";
+            document.body.append(el);
+            const timeline = new T.Timeline(el);
+            timeline.setView(0, 10);
+            const n = 7;
+            const column = (f) => Array.from({ length: n }, (_, i) => f(i));
+            timeline.setData({
+                mode: "bars", base: 0, outcomes: T.OUTCOMES, count: n,
+                bars: {
+                    id: column((i) => 100 + i), t: column((i) => i * 500),
+                    client: column(() => 1), request: column((i) => i), response: column((i) => i),
+                    peer: column(() => 1), outcome: column(() => 0),
+                    client_sent: column((i) => i * 500), server_received: column(() => null),
+                    server_sent: column(() => null), client_done: column(() => 6000),
+                },
+            });
+            const box = timeline._barBox(6);
+            const index = timeline.hit(timeline.x(4), box.y + box.h / 2);
+            el.remove();
+            const { row, id } = timeline.bars;
+            return { row0: row[0], row6: row[6], id: id[index] };
+        }"""
+    )
+    assert hit["row0"] == hit["row6"] == 0
+    assert hit["id"] == 106
+    assert real(watch.problems) == []
+    page.close()
+
+
 def test_a_finding_links_to_the_line_it_cites(browser: Browser, dashboard: Dashboard) -> None:
     page, watch = open_run(browser, dashboard, FAILED)
     assert "fail" in (page.text_content("#verdict") or "")
