@@ -21,7 +21,7 @@ import math
 import sys
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -630,6 +630,30 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
             raise _Invalid([("to", f"must be after from ({start:g}), got {end:g}")])
         return start, end
 
+    async def windowed(
+        request: Request,
+        run_id: str,
+        read: Callable[[RunIndex, float, float, int], dict[str, Any]],
+    ) -> JSONResponse:
+        """A window's answer: its bounds (the whole run by default) and pixel width checked,
+        then ``read(index, start, end, width)`` in a thread, with whether the run is live."""
+        try:
+            asked_start, asked_end, width = window_params(request)
+            folder, final = await open_index(run_id)
+            start, end = await asyncio.to_thread(whole_run, folder, asked_start, asked_end)
+        except _Invalid as exc:
+            return _invalid(exc.errors)
+        except _NotFound:
+            return not_found(run_id)
+        except _Unavailable as exc:
+            return unavailable(exc)
+
+        def answer() -> dict[str, Any]:
+            with RunIndex(folder) as index:
+                return read(index, start, end, width) | {"live": not final}
+
+        return JSONResponse(await asyncio.to_thread(answer))
+
     @router.get(
         "/api/runs/{run_id}/timeline",
         summary="A run's timeline for a window", response_model=runs_models.Timeline,
@@ -639,23 +663,13 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
     async def timeline(request: Request, run_id: str) -> JSONResponse:
         """The exchanges of a window (the whole run by default) as bars, or as counts per
         lane, outcome and bucket of a few pixels when there are too many to draw."""
-        try:
-            asked_start, asked_end, width = window_params(request)
-            folder, final = await open_index(run_id)
-            start, end = await asyncio.to_thread(whole_run, folder, asked_start, asked_end)
-        except _Invalid as exc:
-            return _invalid(exc.errors)
-        except _NotFound:
-            return not_found(run_id)
-        except _Unavailable as exc:
-            return unavailable(exc)
-
-        def read() -> dict[str, Any]:
-            with RunIndex(folder) as index:
-                return index.timeline(start, end, width) | {
-                    "live": not final, "outcomes": list(OUTCOMES)}  # fmt: skip
-
-        return JSONResponse(await asyncio.to_thread(read))
+        return await windowed(
+            request,
+            run_id,
+            lambda index, start, end, width: (
+                index.timeline(start, end, width) | {"outcomes": list(OUTCOMES)}
+            ),
+        )
 
     @router.get(
         "/api/runs/{run_id}/charts",
@@ -665,22 +679,7 @@ def runs_router(runs_dir: Path, supervisor: Supervisor, templates: Jinja2Templat
     )  # fmt: skip
     async def charts(request: Request, run_id: str) -> JSONResponse:
         """Round trip per client, rates per second and server delays over a window."""
-        try:
-            asked_start, asked_end, width = window_params(request)
-            folder, final = await open_index(run_id)
-            start, end = await asyncio.to_thread(whole_run, folder, asked_start, asked_end)
-        except _Invalid as exc:
-            return _invalid(exc.errors)
-        except _NotFound:
-            return not_found(run_id)
-        except _Unavailable as exc:
-            return unavailable(exc)
-
-        def read() -> dict[str, Any]:
-            with RunIndex(folder) as index:
-                return index.charts(start, end, width) | {"live": not final}
-
-        return JSONResponse(await asyncio.to_thread(read))
+        return await windowed(request, run_id, RunIndex.charts)
 
     @router.get(
         "/api/runs/{run_id}/lines/{name}",

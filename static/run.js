@@ -306,6 +306,7 @@
       if (changedAt !== null && !loading.again) {
         await nextFrame(); // on screen once the next frame is drawn
         loading.latencies.push(performance.now() - changedAt);
+        if (loading.latencies.length > 1000) loading.latencies.shift(); // the latest 1000
         if (loading.changedAt === changedAt) loading.changedAt = null;
       }
     } catch (error) {
